@@ -1,0 +1,74 @@
+"""The small interface every layer implements.
+
+A layer is a function of one or more arrays with (optionally) parameters. It holds its parameters in
+``self.params`` (local name -> array; the model collects them under ``self.name + "." + local``) and
+implements two methods:
+
+    forward(tape, *xs) -> (y, cache)          # the tape gives train/rng/memo/step context
+    backward(cache, dy) -> (dxs, dparams)     # dxs: one input gradient per input (a tuple);
+                                              # dparams: local name -> gradient of each parameter
+
+``guided_backward`` is the backward step of guided backprop; it equals ``backward`` except at ReLUs.
+
+Linear layers (dense, conv) additionally expose the two functions the LRP rules are written against
+(see ``lrpnet.rules``): ``linear(x, weight, bias)``, the affine map with any (modified) parameters, and
+``linear_input_grad(weight, dz, x_shape)``, its vector-Jacobian product with respect to the input.
+``weight`` and ``bias`` are the effective parameters (for a ReLU unit the bias is -softplus(b)).
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+
+
+class Layer:
+    kind = "layer"        # what composites key rules on: "dense", "conv2d", "relu", "maxpool2d", ...
+    shape_only = False    # True for layers that only move values around (slice, reshape)
+
+    def __init__(self):
+        self.params: dict = {}
+        self.name: str | None = None
+
+    def __call__(self, tape, *inputs):
+        return tape.apply(self, *inputs)
+
+    def forward(self, tape, *xs):
+        raise NotImplementedError
+
+    def backward(self, cache, dy):
+        raise NotImplementedError
+
+    def guided_backward(self, cache, dy):
+        return self.backward(cache, dy)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def truncated_normal(rng, shape, std, dtype):
+    """Weights from N(0, std^2) truncated at two standard deviations (the study's initialiser)."""
+    w = rng.standard_normal(shape)
+    bad = numpy.abs(w) > 2.0
+    while bad.any():
+        w[bad] = rng.standard_normal(int(bad.sum()))
+        bad = numpy.abs(w) > 2.0
+    return backend.asarray(w * std, dtype=dtype)
+
+
+def softplus(b):
+    """log(1 + exp(b)), computed without overflow."""
+    xp = backend.xp()
+    return xp.logaddexp(0.0, b).astype(b.dtype, copy=False)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    xp = backend.xp()
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def inverse_softplus(y: float) -> float:
+    """The b with softplus(b) = y, for initialising ReLU biases (softplus(b) starts at 0.01)."""
+    return float(numpy.log(numpy.expm1(y)))

@@ -1,0 +1,113 @@
+"""Layers that only move values around: time slicing, reshaping, concatenation.
+
+Their backward step is also their relevance step: relevance is moved exactly like the gradient.
+"""
+from __future__ import annotations
+
+from .. import backend
+from .base import Layer
+
+
+class TimeSlice(Layer):
+    """Step t of an image cut column-wise into T slices (THESIS.md section 2).
+
+    (N, H, W) -> (N, H * W/T) flattened row-major, or (N, H, W/T, 1) with ``as_image=True`` (conv models).
+    """
+    kind = "timeslice"
+    shape_only = True
+
+    def __init__(self, t, T, as_image=False):
+        super().__init__()
+        self.t, self.T, self.as_image = int(t), int(T), bool(as_image)
+
+    def forward(self, tape, x):
+        n, h, w = x.shape
+        if w % self.T:
+            raise ValueError(f"image width {w} is not divisible into T={self.T} slices")
+        cols = w // self.T
+        part = x[:, :, self.t * cols:(self.t + 1) * cols]
+        y = part[..., None] if self.as_image else part.reshape(n, h * cols)
+        return y, x.shape
+
+    def backward(self, x_shape, dy):
+        n, h, w = x_shape
+        cols = w // self.T
+        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
+        dx[:, :, self.t * cols:(self.t + 1) * cols] = dy.reshape(n, h, cols)
+        return (dx,), {}
+
+
+class Reshape(Layer):
+    """(N, ...) -> (N, *shape); ``Flatten()`` is ``Reshape((-1,))``."""
+    kind = "reshape"
+    shape_only = True
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, tape, x):
+        return x.reshape((x.shape[0],) + self.shape), x.shape
+
+    def backward(self, x_shape, dy):
+        return (dy.reshape(x_shape),), {}
+
+
+class Flatten(Reshape):
+    kind = "flatten"
+
+    def __init__(self):
+        super().__init__((-1,))
+
+
+class Concat(Layer):
+    """Concatenation along ``axis`` (the last axis by default: features, or channels in NHWC)."""
+    kind = "concat"
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, tape, *xs):
+        sizes = [x.shape[self.axis] for x in xs]
+        return backend.xp().concatenate(xs, axis=self.axis), sizes
+
+    def backward(self, sizes, dy):
+        xp = backend.xp()
+        bounds = [0]
+        for s in sizes:
+            bounds.append(bounds[-1] + s)
+        index = [slice(None)] * dy.ndim
+        parts = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            index[self.axis] = slice(a, b)
+            parts.append(xp.ascontiguousarray(dy[tuple(index)]))
+        return tuple(parts), {}
+
+
+class Add(Layer):
+    """Sum of any number of equally shaped inputs (the cell state update c = f*c' + i*c~)."""
+    kind = "add"
+
+    def forward(self, tape, *xs):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y, [x for x in xs]
+
+    def backward(self, xs, dy):
+        return tuple(dy for _ in xs), {}
+
+
+class GateMul(Layer):
+    """gate * signal, elementwise. Input 0 is the gate, input 1 the signal: relevance rules
+    (signal-take-all and its variants) need to know which is which."""
+    kind = "gatemul"
+
+    def forward(self, tape, gate, signal):
+        return gate * signal, (gate, signal)
+
+    def backward(self, cache, dy):
+        gate, signal = cache
+        return (dy * signal, dy * gate), {}
+
