@@ -19,7 +19,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2", "torch==2.13.0",
                  "dask[distributed]>=2024.1"],
-        "gpu": ["cupy-cuda12x>=13"],
+        "gpu": ["cupy-cuda13x>=13"],
         "dist": ["dask[distributed]>=2024.1"],
         "torch": ["torch==2.13.0"],
     },

@@ -117,7 +117,7 @@ def download(
     dest,
     sha256: str | None,
     *,
-    opener: Callable = urllib.request.urlopen,
+    opener: Callable | None = None,
     retries: int = 1,
     timeout: float = TIMEOUT_S,
     backoff_s: float = 1.0,
@@ -129,13 +129,14 @@ def download(
     uncompressed sha256 differs from ``sha256`` is discarded and the next URL is tried. The bytes
     go to a temporary file in ``dest``'s directory, renamed over ``dest`` only once verified, so an
     interrupted download never leaves a partial ``dest``. ``opener(url, timeout=...)`` must return
-    a context manager with ``read(n)`` (``urllib.request.urlopen`` by default; tests pass a fake).
+    a context manager with ``read(n)`` (None: ``urllib.request.urlopen``; tests pass a fake).
 
     Raises DataNotFoundError if every URL failed on the network, DataError if a file arrived but
     none had the right checksum.
     """
     from tqdm.auto import tqdm
 
+    opener = opener or urllib.request.urlopen
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     network_errors, checksum_errors = [], []
