@@ -22,10 +22,10 @@ def load(path):
     return _load(path)
 
 
-def explain(model, x, method, target="true", **options):
-    """Relevance of every input pixel for ``model``'s score of ``target``; see lrpnet.explain."""
+def explain(model, x, method, **options):
+    """Relevance of every input pixel for ``model``'s score of a target class; see lrpnet.explain."""
     from .explain import explain as _explain
-    return _explain(model, x, method, target=target, **options)
+    return _explain(model, x, method, **options)
 
 
 __all__ += ["save", "load", "explain"]
