@@ -12,6 +12,7 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "numba>=0.59",
+        "scipy>=1.10",
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "tqdm>=4.60",

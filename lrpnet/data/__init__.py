@@ -10,8 +10,8 @@ at samples.
 """
 from .dataset import Dataset, scale_pixels
 from .idx import DataError, read_idx, write_idx
-from .sources import DataNotFoundError, clear_cache, data_dir, download, load_source
-from .tasks import TASKS, Fold, cv_folds, load_task, task_names
+from .sources import DataNotFoundError, data_dir, download, load_source
+from .tasks import TASKS, Fold, clear_cache, cv_folds, load_task, task_names
 
 __all__ = [
     "Dataset", "Fold", "TASKS", "DataError", "DataNotFoundError",

@@ -82,9 +82,12 @@ class Dataset:
 
     def _assemble(self, rows) -> np.ndarray:
         """uint8 (len(rows), 28, 28 * n_blocks): the rows' blocks placed side by side."""
-        blocks = self.source_images[self.sources[rows]]  # (n, n_blocks, 28, 28)
-        n = len(rows)
-        return blocks.transpose(0, 2, 1, 3).reshape(n, self.block_size, -1)
+        n, size = len(rows), self.block_size
+        # fill block by block: a (n, n_blocks, 28, 28) gather plus transpose would need 2x memory
+        out = np.empty((n, size, self.n_blocks, size), np.uint8)
+        for b in range(self.n_blocks):
+            out[:, :, b, :] = self.source_images[self.sources[rows, b]]
+        return out.reshape(n, size, self.n_blocks * size)
 
     @functools.cached_property
     def pixels(self) -> np.ndarray:

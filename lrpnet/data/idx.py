@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "write_idx", "sha256_uncompressed", "IDX_DTYPES"]
+__all__ = ["DataError", "idx_shape", "read_idx", "write_idx", "sha256_uncompressed", "IDX_DTYPES"]
 
 # type byte of the magic number -> dtype (big-endian for the multi-byte types)
 IDX_DTYPES = {
@@ -48,12 +48,38 @@ def _read_exact(stream, n: int, path: Path, what: str) -> bytes:
     return buf
 
 
-def read_idx(path, sha256: str | None = None, magic: int | None = None) -> np.ndarray:
+def _read_header(stream, path: Path, magic: int | None):
+    """(dtype, dims, raw header bytes) of an idx stream; DataError for a bad magic number."""
+    head = _read_exact(stream, 4, path, "magic number")
+    found = int.from_bytes(head, "big")
+    if head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES or (
+        magic is not None and found != magic
+    ):
+        want = f"0x{magic:08x}" if magic is not None else "0x0000TTNN with a known type TT"
+        raise DataError(f"{path}: bad idx magic number 0x{found:08x}, expected {want}")
+    dims_raw = _read_exact(stream, 4 * head[3], path, "dimension sizes")
+    dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
+    return IDX_DTYPES[head[2]], dims, head + dims_raw
+
+
+def idx_shape(path, magic: int | None = None) -> tuple:
+    """The dimension sizes in the header of a gzip-compressed idx file (reads only the header)."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") as stream:
+            return _read_header(stream, path, magic)[1]
+    except _GZIP_ERRORS as err:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({err})") from err
+
+
+def read_idx(path, sha256: str | None = None, magic: int | None = None, out=None) -> np.ndarray:
     """Read a gzip-compressed idx file into a read-only array (native byte order).
 
     path:   the ``.gz`` file.
     sha256: expected hex sha256 of the *uncompressed* content, or None to skip the check.
     magic:  expected magic number (e.g. 0x00000803 for images), or None to accept any valid one.
+    out:    optional C-contiguous array of the header's shape and dtype to read into (lets a
+            caller fill part of a larger array without a second copy); the function returns it.
 
     Raises DataError naming the file for a corrupt/truncated gzip stream, a bad magic number, a
     length that disagrees with the header, or a checksum mismatch.
@@ -62,19 +88,13 @@ def read_idx(path, sha256: str | None = None, magic: int | None = None) -> np.nd
     hasher = hashlib.sha256()
     try:
         with gzip.open(path, "rb") as stream:
-            head = _read_exact(stream, 4, path, "magic number")
-            hasher.update(head)
-            found = int.from_bytes(head, "big")
-            if head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES or (
-                magic is not None and found != magic
-            ):
-                want = f"0x{magic:08x}" if magic is not None else "0x0000TTNN with a known type TT"
-                raise DataError(f"{path}: bad idx magic number 0x{found:08x}, expected {want}")
-            dtype, ndim = IDX_DTYPES[head[2]], head[3]
-            dims_raw = _read_exact(stream, 4 * ndim, path, "dimension sizes")
-            hasher.update(dims_raw)
-            dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
-            out = np.empty(dims, dtype=dtype)
+            dtype, dims, header = _read_header(stream, path, magic)
+            hasher.update(header)
+            if out is None:
+                out = np.empty(dims, dtype=dtype)
+            elif out.shape != dims or out.dtype != dtype or not out.flags.c_contiguous:
+                raise ValueError(f"{path}: out {out.shape} {out.dtype} does not fit the file's "
+                                 f"{dims} {dtype} (or is not C-contiguous)")
             view = memoryview(out.reshape(-1).view(np.uint8))
             pos = 0
             while pos < len(view):

@@ -17,17 +17,18 @@ as one read-only uint8 array, cached per process.
 from __future__ import annotations
 
 import functools
+import http.client
 import os
+import socket
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .idx import DataError, read_idx, sha256_uncompressed
+from .idx import DataError, idx_shape, read_idx, sha256_uncompressed
 
 __all__ = [
     "DATASETS", "FILES", "SHA256", "MIRRORS", "DataNotFoundError", "Source",
@@ -70,7 +71,7 @@ MIRRORS = {
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
 }
 
-TIMEOUT_S = 10.0  # per connection attempt: offline, a load fails within seconds, not minutes
+TIMEOUT_S = 5.0  # per connection attempt: offline, a load fails within seconds, not minutes
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
@@ -125,7 +126,8 @@ def download(
 ) -> Path:
     """Fetch ``dest`` from the first of ``urls`` that delivers a file with the right checksum.
 
-    Each URL is tried ``1 + retries`` times on network errors (pausing ``backoff_s``); a file whose
+    Each URL is tried ``1 + retries`` times on network errors (pausing ``backoff_s``; a host name
+    that does not resolve is not retried), each attempt with a ``timeout``; a file whose
     uncompressed sha256 differs from ``sha256`` is discarded and the next URL is tried. The bytes
     go to a temporary file in ``dest``'s directory, renamed over ``dest`` only once verified, so an
     interrupted download never leaves a partial ``dest``. ``opener(url, timeout=...)`` must return
@@ -134,7 +136,7 @@ def download(
     Raises DataNotFoundError if every URL failed on the network, DataError if a file arrived but
     none had the right checksum.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     opener = opener or urllib.request.urlopen
     dest = Path(dest)
@@ -162,8 +164,10 @@ def download(
             except DataError as err:  # wrong content: retrying the same URL will not help
                 checksum_errors.append(str(err))
                 break
-            except (urllib.error.URLError, OSError, TimeoutError) as err:
+            except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, resets
                 network_errors.append(f"{url} (attempt {attempt + 1}): {err}")
+                if isinstance(getattr(err, "reason", err), socket.gaierror):
+                    break  # the host name does not resolve (offline): waiting will not help
                 if attempt < retries:
                     time.sleep(backoff_s)
             finally:
@@ -208,21 +212,26 @@ def ensure_files(dataset: str, path=None, *, download_missing: bool = True, **do
 @functools.lru_cache(maxsize=4)
 def _load_source(dataset: str, folder: str) -> Source:
     folder = Path(folder)
-    sums = SHA256[dataset]
-    arrays = {}
-    for role, name in FILES.items():
-        arrays[role] = read_idx(folder / name, sha256=sums[name[: -len(".gz")]],
-                                magic=_MAGIC[role.split("_")[1]])
-    for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise DataError(f"{folder}: {part} images {images.shape} and labels {labels.shape} "
-                            f"do not match (expected (N, 28, 28) and (N,))")
-        if labels.size and labels.max() > 9:
-            raise DataError(f"{folder / FILES[part + '_labels']}: label {labels.max()} outside 0..9")
-    n_train = len(arrays["train_images"])
-    images = np.concatenate([arrays["train_images"], arrays["test_images"]])
-    labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64)
+    sums = {role: SHA256[dataset][name[: -len(".gz")]] for role, name in FILES.items()}
+    paths = {role: folder / name for role, name in FILES.items()}
+    shapes = {part: idx_shape(paths[f"{part}_images"], _MAGIC["images"]) for part in ("train", "test")}
+    for part, shape in shapes.items():
+        if shape[1:] != (28, 28):
+            raise DataError(f"{paths[part + '_images']}: images of shape {shape}, expected (N, 28, 28)")
+    n_train, n_test = shapes["train"][0], shapes["test"][0]
+    # read both image files straight into one array: the train images are never held twice
+    images = np.empty((n_train + n_test, 28, 28), np.uint8)
+    labels = []
+    for part, rows in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
+        read_idx(paths[f"{part}_images"], sums[f"{part}_images"], _MAGIC["images"], out=images[rows])
+        part_labels = read_idx(paths[f"{part}_labels"], sums[f"{part}_labels"], _MAGIC["labels"])
+        if len(part_labels) != images[rows].shape[0]:
+            raise DataError(f"{paths[part + '_labels']}: {len(part_labels)} labels for "
+                            f"{images[rows].shape[0]} images in {paths[part + '_images']}")
+        if part_labels.size and part_labels.max() > 9:
+            raise DataError(f"{paths[part + '_labels']}: label {part_labels.max()} outside 0..9")
+        labels.append(part_labels)
+    labels = np.concatenate(labels).astype(np.int64)
     images.flags.writeable = False
     labels.flags.writeable = False
     return Source(images, labels, n_train)

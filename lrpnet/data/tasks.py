@@ -34,10 +34,11 @@ import numpy as np
 
 from .dataset import Dataset
 from .sources import data_dir as resolve_dir
+from .sources import clear_cache as clear_source_cache
 from .sources import load_source
 from .splits import SEED, seed_sequence, stratified_folds, stratified_split
 
-__all__ = ["TASKS", "Task", "Fold", "task_names", "load_task", "cv_folds", "compose"]
+__all__ = ["TASKS", "Task", "Fold", "task_names", "load_task", "cv_folds", "compose", "clear_cache"]
 
 SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.2
@@ -140,6 +141,8 @@ def _split_indices(dataset, source, root, fold, n_folds):
         test = np.arange(source.n_train, len(source.labels))
         seed = seed_sequence("split", dataset)
     else:
+        if n_folds < 2:
+            raise ValueError(f"n_folds must be >= 2, got {n_folds}")
         if not 0 <= fold < n_folds:
             raise ValueError(f"fold {fold} outside 0..{n_folds - 1} for n_folds={n_folds}")
         tests = _cv_tests(dataset, root, n_folds)
@@ -190,3 +193,9 @@ def cv_folds(name: str, n_folds: int = 7, data_dir=None, *, download: bool = Tru
         indices = _split_indices(task.dataset, source, root, k, n_folds)
         folds.append(Fold(*(_build(name, s, source, indices[s], k, n_folds) for s in SPLITS)))
     return folds
+
+
+def clear_cache() -> None:
+    """Forget the cached source arrays and fold assignments (e.g. after replacing the files)."""
+    clear_source_cache()
+    _cv_tests.cache_clear()
