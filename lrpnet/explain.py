@@ -1,0 +1,271 @@
+"""Explanations: relevance of every input value for a model's score of a target class (THESIS.md section 4).
+
+Gradient methods walk the tape with the layers' backward steps:
+- ``"gradient"``: d f_c / dx;  ``"sa"`` (sensitivity analysis): (d f_c / dx)^2;
+- ``"gb"`` (guided backprop): the signal through each ReLU is 1[h > 0] max(0, incoming), squared;
+- ``"gradient_x_input"``: x * d f_c / dx (simple Taylor).
+
+Relevance methods (every name in ``lrpnet.composites.names()``, or a composite dict) walk the tape with
+``Tape.reverse``: each node's local step is the rule its composite assigns to the node's layer kind.
+Nothing here knows an architecture; everything follows from layer kinds and the graph:
+
+- a linear node (dense, conv2d) whose input Var carries the tag "input" uses the composite's
+  ``"input"`` rule; one whose input was made by a ``concat`` node joining "input"-tagged and other
+  values (Shallow's [x_t ; r_t], Conv+'s [x_t ; previous conv output]) uses the MIXED rule: the input
+  rule on the pixel features and the layer's rule on the others, in one denominator (``rules.linear``);
+- every other node uses the rule of its kind; an unknown kind is an error naming kind and node.
+
+Starting relevance (``start``): ``"relu_logit"`` R = relu(f_c) (the thesis), ``"logit"`` R = f_c,
+``"onehot"`` R = 1, placed at the target's logit. Accounting: every rule reports the relevance it
+absorbs (bias and stabiliser shares, zero denominators); relevance reaching a leaf other than the input
+(the zero initial states) counts as absorbed too, so that for every sample
+``relevance.sum() + absorbed == score`` up to float rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy
+
+from . import backend, composites, rules
+
+GRADIENT_METHODS = ("sa", "gb", "gradient", "gradient_x_input")
+STARTS = ("relu_logit", "logit", "onehot")
+GATES = composites.GATE_RULES
+
+
+@dataclass
+class Explanation:
+    """What ``explain(..., return_details=True)`` returns; all arrays are NumPy, one row per sample.
+
+    relevance (N, ...): shape of x. score (N,): the starting relevance. absorbed (N,): relevance absorbed
+    by biases, stabilisers, zero denominators and the initial states (0 for gradient methods).
+    per_step (N, T): relevance reaching each time slice (None without TimeSlice nodes or for gradient
+    methods). per_layer: layer name -> (N,) relevance at the layer's output, summed over time steps.
+    target (N,), logits (N, n_classes). tape: the traced forward pass, for ``values`` (None when
+    the batch was explained in chunks).
+    """
+    relevance: numpy.ndarray
+    score: numpy.ndarray
+    absorbed: numpy.ndarray
+    per_step: numpy.ndarray | None
+    per_layer: dict
+    target: numpy.ndarray
+    logits: numpy.ndarray
+    method: str = ""
+    tape: object = field(default=None, repr=False)
+    _signals: dict = field(default_factory=dict, repr=False)
+
+    def values(self, var):
+        """Relevance at a Var of ``self.tape`` (kept when the batch went through in one piece), e.g.
+        ``[e.values(node.output) for node in e.tape.nodes]``; None for a Var no relevance reached."""
+        s = self._signals.get(id(var))
+        return None if s is None else backend.to_numpy(s)
+
+
+def methods() -> list:
+    """Every method name ``explain`` accepts."""
+    return list(GRADIENT_METHODS) + composites.names()
+
+
+def explain(model, x, method, target="predicted", start="relu_logit", return_details=False,
+            gates=None, composite=None, batch_size=None):
+    """Relevance of every entry of ``x`` for ``model``'s score of ``target``; an array shaped like x.
+
+    method: a name from ``methods()``, a composite dict, or "lrp" with ``composite=``; a preset name with
+        ``composite=`` updates the preset with those entries.
+    target: "predicted", an int class, or an int array (N,) (e.g. the true labels).
+    start: "relu_logit" | "logit" | "onehot" (module docstring).
+    gates: None (the composite's gate rule, signal-take-all by default), "signal_take_all", "prop", "half".
+    batch_size: explain in chunks of this many samples (each chunk goes through the tape at once).
+    """
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
+    name, comp = _method(method, composite, gates)
+    x = model.check_input(x)
+    n = x.shape[0]
+    targets = _targets(target, n, model)
+    step = max(n, 1) if batch_size is None else int(batch_size)
+    if step < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    parts = [_explain_batch(model, x[i:i + step], name, comp, targets if isinstance(targets, str) else targets[i:i + step],
+                            start, return_details and step >= n)
+             for i in range(0, max(n, 1), step)]
+    if not return_details:
+        return numpy.concatenate([p.relevance for p in parts])
+    return _concat(parts, name)
+
+
+def _method(method, composite, gates):
+    """(name, resolved composite or None) for a method argument, or a ValueError listing valid names."""
+    if gates is not None and gates not in GATES:
+        raise ValueError(f"unknown gate rule {gates!r}; expected one of {', '.join(GATES)}")
+    extra = {} if gates is None else {"gatemul": (gates, {})}
+    if isinstance(method, dict):
+        return "custom", composites.resolve({**method, **extra})
+    if method in GRADIENT_METHODS:
+        if composite is not None:
+            raise ValueError(f"method {method!r} is a gradient method and takes no composite")
+        return method, None
+    if method == "lrp" and composite is not None:
+        return "custom", composites.resolve({**composite, **extra})
+    if method in composites.PRESETS:
+        return method, composites.resolve({**(composite or {}), **extra}, base=composites.PRESETS[method])
+    raise ValueError(f"unknown explanation method {method!r}; expected one of {', '.join(methods())}, "
+                     "a composite dict, or 'lrp' with composite=")
+
+
+def _targets(target, n, model):
+    if isinstance(target, str):
+        if target != "predicted":
+            raise ValueError(f"target must be 'predicted', an int class or an int array, got {target!r}")
+        return target
+    if isinstance(target, (int, numpy.integer)):
+        if not 0 <= int(target) < model.n_classes:
+            raise ValueError(f"target class {target} is outside [0, {model.n_classes})")
+        return numpy.full(n, int(target), dtype=numpy.int64)
+    return backend.to_numpy(model.check_labels(target, n))
+
+
+def _explain_batch(model, x, method, comp, target, start, keep):
+    xp = backend.xp()
+    tape, x_var, out = model.trace(x)
+    logits = out.value
+    n = logits.shape[0]
+    if isinstance(target, str):
+        target = backend.to_numpy(xp.argmax(logits, axis=1))
+    onehot = xp.zeros_like(logits)
+    onehot[xp.arange(n), backend.asarray(target)] = 1.0
+    f = (logits * onehot).sum(axis=1)
+    score = {"relu_logit": xp.maximum(f, 0), "logit": f, "onehot": xp.ones_like(f)}[start]
+    if comp is None:
+        relevance = _gradient_method(tape, x_var, out, onehot, method)
+        details = dict(absorbed=xp.zeros_like(f), per_step=None, per_layer={}, signals={})
+    else:
+        relevance, details = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep)
+    np_ = backend.to_numpy
+    return Explanation(np_(relevance), np_(score), np_(details["absorbed"]),
+                       None if details["per_step"] is None else np_(details["per_step"]),
+                       {k: np_(v) for k, v in details["per_layer"].items()},
+                       numpy.asarray(target), np_(logits), method, tape if keep else None, details["signals"])
+
+
+def _gradient_method(tape, x_var, out, onehot, method):
+    leaf_grads, _ = tape.backward({out: onehot}, guided=(method == "gb"))
+    g = leaf_grads.get(x_var)
+    g = backend.xp().zeros_like(x_var.value) if g is None else g
+    if method in ("sa", "gb"):
+        return g * g
+    return g * x_var.value if method == "gradient_x_input" else g
+
+
+# -- the relevance pass --------------------------------------------------------------------------------
+def _relevance(tape, x_var, out, R0, comp, keep):
+    xp = backend.xp()
+    n = R0.shape[0]
+    absorbed = xp.zeros(n, dtype=R0.dtype)
+    per_layer, steps, signals = {}, [], {}
+
+    def total(a):
+        return a.reshape(n, -1).sum(axis=1)
+
+    def local_step(node, R):
+        nonlocal absorbed
+        layer = node.layer
+        name = layer.name or layer.kind
+        per_layer[name] = per_layer[name] + total(R) if name in per_layer else total(R)
+        if layer.kind == "timeslice":
+            steps.append((layer.t, total(R)))
+        if keep:
+            signals[id(node.output)] = R
+        R_in, lost = node_rule(node, R, comp)
+        absorbed = absorbed + total(lost)
+        return R_in
+
+    leaves = tape.reverse({out: R0}, local_step)
+    relevance = leaves.get(x_var)
+    relevance = xp.zeros_like(x_var.value) if relevance is None else relevance
+    for v, s in leaves.items():      # relevance reaching the initial states (or other leaves)
+        if v is not x_var:
+            absorbed = absorbed + total(s)
+        if keep:
+            signals[id(v)] = s
+    per_step = None
+    if steps:
+        steps.sort(key=lambda ts: ts[0])
+        per_step = xp.stack([s for _, s in steps], axis=1)
+    return relevance, dict(absorbed=absorbed, per_step=per_step, per_layer=per_layer, signals=signals)
+
+
+def node_rule(node, R, comp):
+    """(relevance per input of ``node``, absorbed relevance shaped like R) under composite ``comp``."""
+    layer = node.layer
+    kind = layer.kind
+    xp = backend.xp()
+    if kind not in comp:
+        raise ValueError(f"no relevance rule for layer kind {kind!r} (node of layer {layer.name!r}, "
+                         f"step {node.step}); add it to the composite, e.g. {{{kind!r}: ('pass', {{}})}}")
+    if kind in composites.LINEAR_KINDS:
+        x = node.inputs[0].value
+        mask = pixel_mask(node)
+        rule, params = comp[kind]
+        if mask is None:
+            R_in, lost = rules.linear(layer, x, R, rule, params)
+        elif isinstance(mask, str) or comp["input"] == comp[kind]:
+            R_in, lost = rules.linear(layer, x, R, *comp["input"])
+        else:
+            R_in, lost = rules.linear(layer, x, R, rule, params, mask.astype(x.dtype), *comp["input"])
+        return (R_in,), lost
+    rule, params = comp[kind]
+    zero = xp.zeros_like(R)
+    if rule == "pass":
+        return (R,) + (None,) * (len(node.inputs) - 1), zero
+    if rule == "move":
+        return layer.backward(node.cache, R)[0], zero
+    if kind == "add":
+        return rules.add_proportional([v.value for v in node.inputs], R, **params)
+    if kind == "gatemul":
+        gate, signal = (v.value for v in node.inputs)
+        fn = {"signal_take_all": rules.gate_signal_take_all, "prop": rules.gate_prop,
+              "half": rules.gate_half}[rule]
+        return fn(gate, signal, R, **params)
+    if kind in ("maxpool2d", "avgpool2d", "sumpool2d"):
+        if rule == "winner_take_all":
+            R_in, lost = rules.pool_winner_take_all(layer, node.cache, R)
+        else:
+            R_in, lost = rules.pool_proportional(layer, node.cache, node.inputs[0].value, node.output.value,
+                                                 R, **params)
+        return (R_in,), lost
+    raise ValueError(f"rule {rule!r} has no implementation for layer kind {kind!r} (layer {layer.name!r})")
+
+
+def pixel_mask(node):
+    """Whether a linear node is an input layer: None (no), "all" (its input is the model's input or a
+    slice of it), or a 0/1 mask over the input's features (a concat of pixels and other values)."""
+    v = node.inputs[0]
+    if v.tag == "input":
+        return "all"
+    made = v.node
+    if made is None or made.layer.kind != "concat" or not any(u.tag == "input" for u in made.inputs):
+        return None
+    if all(u.tag == "input" for u in made.inputs):
+        return "all"
+    xp = backend.xp()
+    axis = made.layer.axis % v.value.ndim
+    parts = []
+    for u in made.inputs:
+        shape = [1] * v.value.ndim
+        shape[axis] = u.value.shape[axis]
+        parts.append(xp.full(shape, 1.0 if u.tag == "input" else 0.0))
+    return xp.concatenate(parts, axis=axis)
+
+
+def _concat(parts, name):
+    if len(parts) == 1:
+        return parts[0]
+    cat = numpy.concatenate
+    per_step = None if parts[0].per_step is None else cat([p.per_step for p in parts])
+    per_layer = {k: cat([p.per_layer[k] for p in parts]) for k in parts[0].per_layer}
+    return Explanation(cat([p.relevance for p in parts]), cat([p.score for p in parts]),
+                       cat([p.absorbed for p in parts]), per_step, per_layer,
+                       cat([p.target for p in parts]), cat([p.logits for p in parts]), name)

@@ -1,0 +1,317 @@
+"""Every LRP rule against a slow literal form of its equation, for dense and conv layers (float64).
+
+The literal forms write the local contributions out, z_jk = x_j w_jk, with numpy broadcasting over
+(sample, input j, output k), as the LRP toolbox's reference implementation does; a convolution is
+written as its explicit dense matrix, built here by a loop over output positions and kernel offsets.
+"""
+import numpy
+import pytest
+
+from lrpnet import composites, rules
+from lrpnet.layers import AvgPool2D, Conv2D, Dense, MaxPool2D, SumPool2D
+from lrpnet.graph import Tape
+
+BATCHES = (1, 16, 64)
+
+
+# -- literal forms ------------------------------------------------------------------------------------
+def literal(x, W, b, R, rule, p, mask=None, pixel_params=None):
+    """(R_in, absorbed) of ``rule`` on a dense map x (N, J) @ W (J, K) + b, from z_jk = x_j w_jk."""
+    Z = x[:, :, None] * W[None, :, :]                         # z_jk, (N, J, K)
+    Wp, Wn = numpy.maximum(W, 0), numpy.minimum(W, 0)
+    b = numpy.zeros(W.shape[1]) if b is None else b
+    eps = p.get("eps", 0.0)
+    if rule == "epsilon":
+        groups = [(1.0, Z, b, eps)]
+    elif rule == "zplus":
+        groups = [(1.0, numpy.maximum(Z, 0), numpy.maximum(b, 0), eps)]
+    elif rule == "alpha_beta":
+        groups = [(p["alpha"], numpy.maximum(Z, 0), numpy.maximum(b, 0), eps),
+                  (-p["beta"], numpy.minimum(Z, 0), numpy.minimum(b, 0), eps)]
+    elif rule == "zbox":
+        Zb = Z - p["low"] * Wp[None] - p["high"] * Wn[None]
+        groups = [(1.0, Zb, 0 * b, eps)]
+    elif rule == "w_square":
+        groups = [(1.0, numpy.broadcast_to(W * W, Z.shape), 0 * b, eps)]
+    elif rule == "flat":
+        groups = [(1.0, numpy.broadcast_to(p["connected"], Z.shape), 0 * b, eps)]
+    elif rule == "gamma":
+        g = p["gamma"]
+        groups = [(1.0, Z + g * numpy.maximum(Z, 0), b + g * numpy.maximum(b, 0), eps)]
+    else:
+        raise AssertionError(rule)
+    if mask is not None:   # the mixed rule: z^B on pixel features joins the first group's denominator
+        m = mask[None, :, None]
+        Zb = Z - pixel_params["low"] * Wp[None] - pixel_params["high"] * Wn[None]
+        groups = [(c, (m * Zb if k == 0 else 0) + (1 - m) * Zg, bg, e)
+                  for k, (c, Zg, bg, e) in enumerate(groups)]
+    R_in = numpy.zeros(x.shape)
+    absorbed = numpy.zeros(R.shape)
+    for c, Zg, bg, e in groups:
+        zk = Zg.sum(axis=1) + bg                               # sum_j z_jk + b_k
+        den = zk + e * numpy.where(zk >= 0, 1.0, -1.0)
+        zero = den == 0                                        # nothing to pass R_k to: all absorbed
+        den = numpy.where(zero, 1.0, den)
+        R_in += (c * Zg / den[:, None, :] * numpy.where(zero, 0.0, R)[:, None, :]).sum(axis=2)
+        absorbed += numpy.where(zero, c * R, c * R * (den - Zg.sum(axis=1)) / den)   # R_k (z_k - sum_j z_jk) / z_k
+    return R_in, absorbed
+
+
+def conv_matrix(W, hw, stride, padding):
+    """The (H*W*C_in, OH*OW*C_out) matrix of a TensorFlow-padded convolution, by loops."""
+    kh, kw, ci, co = W.shape
+
+    def axis(size, k, s):
+        if padding == "VALID":
+            return 0, (size - k) // s + 1
+        out = -(-size // s)
+        return max((out - 1) * s + k - size, 0) // 2, out
+
+    (top, oh), (left, ow) = axis(hw[0], kh, stride), axis(hw[1], kw, stride)
+    M = numpy.zeros((hw[0], hw[1], ci, oh, ow, co))
+    for p in range(oh):
+        for q in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    r, c = p * stride + i - top, q * stride + j - left
+                    if 0 <= r < hw[0] and 0 <= c < hw[1]:
+                        M[r, c, :, p, q, :] += W[i, j]
+    return M.reshape(hw[0] * hw[1] * ci, oh * ow * co), (oh, ow)
+
+
+RULES = [("epsilon", {"eps": 0.0}), ("epsilon", {"eps": 0.3}), ("zplus", {}), ("alpha_beta", {"alpha": 1.5, "beta": 0.5}),
+         ("alpha_beta", {"alpha": 3.0, "beta": 2.0}), ("alpha_beta", {"alpha": 1.0, "beta": 0.0}),
+         ("zbox", {"low": -1.0, "high": 1.0}), ("w_square", {}), ("flat", {}), ("gamma", {"gamma": 0.25, "eps": 0.0})]
+CONVS = [dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, padding="SAME"),
+         dict(in_channels=2, out_channels=2, kernel_size=(3, 2), stride=2, padding="VALID")]
+CONV_HW = (5, 6)
+
+
+def make_dense(rng, bias="plain"):
+    layer = Dense(7, 5, bias=bias, rng=rng, dtype="float64")
+    if bias == "plain":
+        layer.params["b"][:] = rng.normal(0, 0.3, 5)
+    return layer
+
+
+def make_conv(rng, spec, bias="plain"):
+    layer = Conv2D(**spec, bias=bias, rng=rng, dtype="float64")
+    if bias == "plain":
+        layer.params["b"][:] = rng.normal(0, 0.3, spec["out_channels"])
+    return layer
+
+
+def dense_case(rng, n, layer):
+    x = rng.uniform(-1, 1, (n, layer.n_in))
+    R = rng.uniform(-0.5, 1.0, (n, layer.n_out))
+    lit = dict(W=layer.weight, b=layer.bias, connected=numpy.ones(layer.weight.shape))
+    return x, R, lit, lambda a: a
+
+
+def conv_case(rng, n, layer):
+    x = rng.uniform(-1, 1, (n, *CONV_HW, layer.in_channels))
+    M, (oh, ow) = conv_matrix(layer.weight, CONV_HW, layer.stride[0], layer.padding)
+    connected, _ = conv_matrix(numpy.ones_like(layer.weight), CONV_HW, layer.stride[0], layer.padding)
+    R = rng.uniform(-0.5, 1.0, (n, oh, ow, layer.out_channels))
+    b = None if layer.bias is None else numpy.tile(layer.bias, oh * ow)
+    return x, R, dict(W=M, b=b, connected=connected), lambda a: a.reshape(n, -1)
+
+
+def layers_and_cases(rng, bias="plain"):
+    yield "dense", make_dense(rng, bias), dense_case
+    for spec in CONVS:
+        yield f"conv{spec['stride']}", make_conv(rng, spec, bias), conv_case
+
+
+# -- fast form == literal form ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("rule,params", RULES, ids=[f"{r}{p}" for r, p in RULES])
+def test_rule_equals_literal_form(rule, params, n):
+    rng = numpy.random.default_rng(n)
+    for label, layer, case in layers_and_cases(rng):
+        x, R, lit, flat = case(rng, n, layer)
+        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), rule, {**params, **lit})
+        numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
+        numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
+        # the accounting identity per sample: input relevance + absorbed = starting relevance
+        numpy.testing.assert_allclose(flat(R_in).sum(1) + flat(absorbed).sum(1), flat(R).sum(1),
+                                      rtol=1e-10, atol=1e-12, err_msg=label)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("state_rule,state_params", [("zplus", {}), ("alpha_beta", {"alpha": 1.5, "beta": 0.5})])
+def test_mixed_rule_equals_literal_form(state_rule, state_params, n):
+    """Shallow's first layer / Conv+'s lateral convs: z^B on pixels and z+ (alpha-beta) on states, one denominator."""
+    rng = numpy.random.default_rng(100 + n)
+    box = {"low": -1.0, "high": 1.0}
+    for label, layer, case in layers_and_cases(rng, bias="negsoftplus"):
+        x, R, lit, flat = case(rng, n, layer)
+        feature_mask = numpy.zeros(x.shape[-1])
+        feature_mask[:1] = 1.0                                  # first feature / channel = pixels
+        x = numpy.where(feature_mask > 0, x, numpy.abs(x))      # states are non-negative (ReLU outputs)
+        R_in, absorbed = rules.linear(layer, x, R, state_rule, state_params, feature_mask, "zbox", box)
+        mask_flat = numpy.broadcast_to(feature_mask, x.shape[1:]).reshape(-1)
+        want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), state_rule, state_params,
+                                    mask=mask_flat, pixel_params=box)
+        numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
+        numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
+        # and it really differs from plain z^B and plain z+ on the same layer
+        assert not numpy.allclose(R_in, rules.linear(layer, x, R, "zbox", box)[0])
+        assert not numpy.allclose(R_in, rules.linear(layer, x, R, state_rule, state_params)[0])
+
+
+@pytest.mark.parametrize("rule,params", RULES, ids=[f"{r}{p}" for r, p in RULES])
+def test_conservation_without_bias(rule, params):
+    """Without a bias and with eps -> 0 every rule conserves: sum of R_in = sum of R, to 1e-10."""
+    rng = numpy.random.default_rng(7)
+    params = {**params, "eps": 0.0} if rule in ("epsilon", "gamma") else params
+    for label, layer, case in layers_and_cases(rng, bias=None):
+        x, R, _, flat = case(rng, 16, layer)
+        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        # a unit with no positive contribution at all (z+ = 0: a border conv window) keeps its relevance
+        # as absorbed; everything else is conserved exactly
+        # (alpha-beta: one of its two groups, absorbing alpha R or -beta R)
+        shares = [1.0] + ([params["alpha"], -params["beta"]] if rule == "alpha_beta" else [])
+        dead = (absorbed != 0) & numpy.any([numpy.isclose(absorbed, c * R, rtol=1e-12, atol=0) for c in shares], axis=0)
+        assert dead.mean() < 0.05, label
+        numpy.testing.assert_allclose(flat(R_in).sum(1), flat(R - numpy.where(dead, absorbed, 0)).sum(1),
+                                      rtol=1e-10, atol=1e-12, err_msg=label)
+        assert numpy.abs(numpy.where(dead, 0, absorbed)).max() < 1e-10
+
+
+def test_bias_absorbs_relevance():
+    """With a bias the rules that keep it absorb a nonzero share (so the accounting test can fail)."""
+    rng = numpy.random.default_rng(3)
+    layer = make_dense(rng)
+    x, R, _, _ = dense_case(rng, 8, layer)
+    for rule in ("epsilon", "zplus", "gamma"):
+        _, absorbed = rules.linear(layer, x, R, rule, {})
+        assert numpy.abs(absorbed).sum() > 1e-3, rule
+    _, absorbed = rules.linear(layer, x, R, "zbox", {})
+    assert numpy.abs(absorbed).max() == 0.0        # z^B ignores the bias (module docstring of rules)
+
+
+def test_zero_denominator_is_absorbed_not_nan():
+    """Dead inputs (x = 0) give z = 0: LRP-0 and z+ absorb the relevance instead of dividing by zero."""
+    layer = Dense(4, 3, bias=None, rng=numpy.random.default_rng(0), dtype="float64")
+    x = numpy.zeros((2, 4))
+    R = numpy.ones((2, 3))
+    for rule, params in (("epsilon", {"eps": 0.0}), ("zplus", {}), ("alpha_beta", {})):
+        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        assert numpy.all(R_in == 0) and numpy.allclose(absorbed, R), rule
+
+
+def test_alpha_beta_needs_alpha_minus_beta_one():
+    with pytest.raises(ValueError, match="alpha - beta = 1"):
+        rules.alpha_beta(numpy.ones((1, 2)), numpy.ones((2, 2)), None, alpha=2.0, beta=0.5)
+    with pytest.raises(ValueError, match="alpha - beta = 1"):
+        composites.resolve({"input": ("zbox", {}), "dense": ("alpha_beta", {"alpha": 2, "beta": 2})})
+
+
+def test_unknown_rule_and_bad_params_are_named():
+    with pytest.raises(ValueError, match="unknown linear rule 'zminus'"):
+        rules.linear(make_dense(numpy.random.default_rng(0)), numpy.ones((1, 7)), numpy.ones((1, 5)), "zminus")
+    with pytest.raises(ValueError, match="does not take"):
+        composites.resolve({"input": ("zbox", {"lo": -1})})
+    with pytest.raises(ValueError, match="not available for 'gatemul'"):
+        composites.resolve({"input": ("zbox", {}), "gatemul": ("zplus", {})})
+
+
+# -- pooling --------------------------------------------------------------------------------------------
+def windows(x_shape, size, stride, padding):
+    """For every output (p, q): the list of real input positions (r, c) of its window, row-major."""
+    def axis(n, k, s):
+        if padding == "VALID":
+            return 0, (n - k) // s + 1
+        out = -(-n // s)
+        return max((out - 1) * s + k - n, 0) // 2, out
+    (top, oh), (left, ow) = axis(x_shape[1], size, stride), axis(x_shape[2], size, stride)
+    return {(p, q): [(p * stride + i - top, q * stride + j - left) for i in range(size) for j in range(size)
+                     if 0 <= p * stride + i - top < x_shape[1] and 0 <= q * stride + j - left < x_shape[2]]
+            for p in range(oh) for q in range(ow)}, (oh, ow)
+
+
+def literal_pool(kind, x, R, size, stride, padding, wta=False):
+    """R_in[i] = sum over windows of x_i (da/dx_i) R / a, or R to the window's first maximum (WTA)."""
+    R_in = numpy.zeros_like(x)
+    win, _ = windows(x.shape, size, stride, padding)
+    for (p, q), pos in win.items():
+        vals = numpy.stack([x[:, r, c, :] for r, c in pos], axis=1)     # (N, window, C)
+        if kind == "maxpool2d":
+            first = vals.argmax(axis=1)                                  # first maximum, row-major
+            grad = (numpy.arange(len(pos))[None, :, None] == first[:, None, :]).astype(float)
+            a = vals.max(axis=1)
+        else:
+            grad = numpy.ones_like(vals) / (len(pos) if kind == "avgpool2d" else 1)
+            a = (vals * grad).sum(axis=1)
+        share = grad if wta else vals * grad / a[:, None, :]
+        for k, (r, c) in enumerate(pos):
+            R_in[:, r, c, :] += share[:, k, :] * R[:, p, q, :]
+    return R_in
+
+
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("cls", [SumPool2D, AvgPool2D, MaxPool2D])
+@pytest.mark.parametrize("padding,size,stride", [("SAME", 2, 2), ("VALID", 3, 2), ("SAME", 3, 1)])
+def test_pool_rules_equal_literal_form(cls, padding, size, stride, n):
+    rng = numpy.random.default_rng(n)
+    layer = cls(size, stride, padding=padding)
+    x = rng.uniform(0.05, 1.0, (n, 5, 7, 2))      # positive, as pools see ReLU outputs
+    a, cache = layer.forward(Tape(), x)
+    R = rng.uniform(-0.5, 1.0, a.shape)
+    R_in, absorbed = rules.pool_proportional(layer, cache, x, a, R)
+    numpy.testing.assert_allclose(R_in, literal_pool(layer.kind, x, R, size, stride, padding), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(R_in.sum(), R.sum(), rtol=1e-10)         # conservation
+    assert numpy.all(absorbed == 0)
+    if cls is MaxPool2D:
+        R_wta, absorbed = rules.pool_winner_take_all(layer, cache, R)
+        numpy.testing.assert_allclose(R_wta, literal_pool("maxpool2d", x, R, size, stride, padding, wta=True),
+                                      rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(R_wta.sum(), R.sum(), rtol=1e-10)
+        assert numpy.all(R_wta[layer.winners(cache) == 0] == 0)            # only winners get relevance
+
+
+def test_pool_zero_window_is_absorbed():
+    layer = SumPool2D(2, 2)
+    x = numpy.zeros((1, 2, 2, 1))
+    a, cache = layer.forward(Tape(), x)
+    R_in, absorbed = rules.pool_proportional(layer, cache, x, a, numpy.ones_like(a))
+    assert numpy.all(R_in == 0) and numpy.all(absorbed == 1)
+    with pytest.raises(ValueError, match="max pooling only"):
+        rules.pool_winner_take_all(layer, cache, numpy.ones_like(a))
+
+
+# -- sums and gates ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", BATCHES)
+def test_add_and_gate_rules(n):
+    rng = numpy.random.default_rng(n)
+    a, b, R = rng.normal(size=(3, n, 6))
+    eps = 1e-3
+    (Ra, Rb), absorbed = rules.add_proportional([a, b], R, eps=eps)
+    y = a + b
+    den = y + eps * numpy.where(y >= 0, 1, -1)
+    numpy.testing.assert_allclose(Ra, a / den * R, rtol=1e-12)
+    numpy.testing.assert_allclose(Rb, b / den * R, rtol=1e-12)
+    numpy.testing.assert_allclose(Ra + Rb + absorbed, R, rtol=1e-10, atol=1e-12)
+    gate = rng.uniform(0, 1, (n, 6))
+    (Rg, Rs), absorbed = rules.gate_signal_take_all(gate, b, R)
+    assert Rg is None and Rs is R and numpy.all(absorbed == 0)
+    (Rg, Rs), absorbed = rules.gate_half(gate, b, R)
+    numpy.testing.assert_allclose(Rg, R / 2)
+    numpy.testing.assert_allclose(Rs, R / 2)
+    s = numpy.abs(b)
+    (Rg, Rs), absorbed = rules.gate_prop(gate, s, R, eps=0.0)
+    numpy.testing.assert_allclose(Rg, gate / (gate + s) * R, rtol=1e-12)
+    numpy.testing.assert_allclose(Rs, s / (gate + s) * R, rtol=1e-12)
+    numpy.testing.assert_allclose(Rg + Rs, R, rtol=1e-10, atol=1e-12)
+
+
+def test_composite_presets():
+    assert {"dtd", "lrp-alpha1.5beta0.5", "lrp-alpha1beta0", "lrp-alpha2beta1", "lrp-alpha3beta2",
+            "lrp-epsilon", "lrp-0", "lrp-gamma", "lrp-w2", "lrp-flat"} <= set(composites.names())
+    dtd = composites.get("dtd")
+    assert dtd["input"] == ("zbox", {"low": -1.0, "high": 1.0}) and dtd["dense"] == ("zplus", {})
+    assert dtd["gatemul"] == ("signal_take_all", {}) and dtd["sumpool2d"] == ("proportional", {})
+    with pytest.raises(ValueError, match="unknown composite 'dtdd'"):
+        composites.get("dtdd")
