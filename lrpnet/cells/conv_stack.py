@@ -1,0 +1,68 @@
+"""ConvDeep's convolution stack, with the lateral connections of the Conv+ models (THESIS.md section 3).
+
+Per step, on the slice x_t seen as an image (N, H, W/T, 1):
+
+    a1_t = relu(conv5x5(x_t) - softplus(b1))                   (``conv1`` channels, SAME)
+    p1_t = sumpool2x2/2(a1_t)                                   (SAME)
+    a2_t = relu(conv3x3(p1_t) - softplus(b2))                  (``conv2`` channels, SAME)
+    p2_t = sumpool2x2/2(a2_t)                                   (SAME)
+    out  = flatten(p2_t)                                        (28x7 slices: 7*2*32 = 448 values)
+
+With ``lateral=True`` (Conv+Deep, Conv+R-LSTM-SD) each conv also sees its own output of the previous
+step, stacked on the channel axis: conv1 sees [x_t ; a1_{t-1}] (1 + conv1 channels) and conv2 sees
+[p1_t ; a2_{t-1}] (conv1 + conv2 channels); a1_0 = a2_0 = 0. The state is then (a1_{t-1}, a2_{t-1})
+(post-ReLU, pre-pool); without lateral connections the stack has no state (None).
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..layers import Concat, Flatten, ReLU
+from ..layers.conv import Conv2D
+from ..layers.pool import SumPool2D
+
+
+def _halve(n):
+    """Output size of a 2x2 stride-2 SAME pooling along one axis: ceil(n / 2)."""
+    return -(-n // 2)
+
+
+class ConvStack:
+    def __init__(self, model, prefix, height, width, conv1=24, conv2=32, lateral=False, rng=None,
+                 dtype="float32"):
+        self.lateral, self.dtype = bool(lateral), backend.resolve_dtype(dtype)
+        self.c1, self.c2 = int(conv1), int(conv2)
+        self.hw1 = (int(height), int(width))
+        self.hw2 = (_halve(height), _halve(width))
+        self.n_out = _halve(self.hw2[0]) * _halve(self.hw2[1]) * self.c2
+        extra1, extra2 = (self.c1, self.c2) if lateral else (0, 0)
+        if lateral:
+            self.concat1 = model.add(f"{prefix}.lateral1", Concat(axis=-1))
+            self.concat2 = model.add(f"{prefix}.lateral2", Concat(axis=-1))
+        self.conv1 = model.add(f"{prefix}.conv1", Conv2D(1 + extra1, self.c1, 5, padding="SAME",
+                                                         bias="negsoftplus", rng=rng, dtype=dtype))
+        self.relu1 = model.add(f"{prefix}.conv1_relu", ReLU())
+        self.pool1 = model.add(f"{prefix}.pool1", SumPool2D(2, 2, padding="SAME"))
+        self.conv2 = model.add(f"{prefix}.conv2", Conv2D(self.c1 + extra2, self.c2, 3, padding="SAME",
+                                                         bias="negsoftplus", rng=rng, dtype=dtype))
+        self.relu2 = model.add(f"{prefix}.conv2_relu", ReLU())
+        self.pool2 = model.add(f"{prefix}.pool2", SumPool2D(2, 2, padding="SAME"))
+        self.flatten = model.add(f"{prefix}.flatten", Flatten())
+
+    def initial_state(self, tape, n):
+        """(a1_0, a2_0) = zero images for the lateral connections, or None without them."""
+        if not self.lateral:
+            return None
+        xp = backend.xp()
+        return (tape.input(xp.zeros((n, *self.hw1, self.c1), dtype=self.dtype), tag="state"),
+                tape.input(xp.zeros((n, *self.hw2, self.c2), dtype=self.dtype), tag="state"))
+
+    def step(self, tape, x, state):
+        if self.lateral:
+            x = self.concat1(tape, x, state[0])
+        a1 = self.relu1(tape, self.conv1(tape, x))
+        p1 = self.pool1(tape, a1)
+        if self.lateral:
+            p1 = self.concat2(tape, p1, state[1])
+        a2 = self.relu2(tape, self.conv2(tape, p1))
+        out = self.flatten(tape, self.pool2(tape, a2))
+        return out, ((a1, a2) if self.lateral else None)

@@ -1,0 +1,276 @@
+"""The named architectures: gradients (float64 central differences), parameter counts, dropout
+placement and kind, seeding, configuration round trip, errors, and LSTM/GRU against PyTorch."""
+import numpy
+import pytest
+
+from lrpnet.models import build, names
+
+SHAPE, T, C = (6, 8), 4, 3        # tiny images: 4 steps of 6x2
+SMALL = {
+    "shallow": dict(hidden=5, state=4),
+    "deep": dict(front=6, mid=6, state=6, top=6),
+    "deep_sd": dict(front=6, mid=6, state=6, top=6),
+    "deep_v2": dict(front1=5, front2=6, mid=6, state=6, top=6),
+    "convdeep": dict(conv1=4, conv2=5, front=6, mid=6, state=6, top=6),
+    "conv+deep": dict(conv1=4, conv2=5, front=6, mid=6, state=6, top=6),
+    "rlstm": dict(front=6, units=4),
+    "rlstm_sd": dict(front=6, units=4),
+    "convrlstm_sd": dict(conv1=4, conv2=5, front=6, units=4),
+    "conv+rlstm_sd": dict(conv1=4, conv2=5, front=6, units=4),
+    "lstm": dict(hidden=4),
+    "gru": dict(hidden=4),
+    "rgru": dict(hidden=4),
+}
+PARAMS_T12 = {"shallow": 184_330, "deep": 153_578, "deep_sd": 153_578, "deep_v2": 161_386,
+              "convdeep": 151_802, "rlstm": 145_914, "rlstm_sd": 145_914, "convrlstm_sd": 152_410,
+              "conv+deep": 175_418, "conv+rlstm_sd": 176_026,
+              # torch.nn.LSTM / nn.GRU (196 -> 128, two bias vectors) + nn.Linear(128, 10)
+              "lstm": 4 * (196 * 128 + 128 * 128 + 2 * 128) + 1290,
+              "gru": 3 * (196 * 128 + 128 * 128 + 2 * 128) + 1290,
+              "rgru": 2 * (324 * 128 + 128) + (196 * 128 + 128) + 128 * 128 + 1290}
+DROPOUT = {   # architecture -> (dropout layer names, stationary)
+    "deep_sd": ({"cell.front0_drop", "cell.concat_drop", "cell.mid_drop"}, True),
+    "rlstm": ({"front_drop", "cell.gate_i_drop", "cell.gate_f_drop", "cell.gate_o_drop", "cell.cand_drop",
+               "cell.h_drop"}, False),
+    "rlstm_sd": ({"front_drop", "cell.h_drop"}, True),
+    "convrlstm_sd": ({"front_drop", "cell.h_drop"}, True),
+    "conv+rlstm_sd": ({"front_drop", "cell.h_drop"}, True),
+}
+
+
+def small(name, dtype="float64", seed=0, **kw):
+    return build(name, input_shape=SHAPE, T=T, n_classes=C, seed=seed, dtype=dtype, **{**SMALL[name], **kw})
+
+
+def liven(model, rng):
+    """Random biases (ReLU units keep a small softplus(b)) and doubled weights, so that every path
+    carries gradient well above the finite-difference noise floor."""
+    for layer in model.layers.values():
+        for k, p in layer.params.items():
+            if k.startswith("b"):
+                mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
+                p[...] = rng.normal(mean, 0.3, p.shape)
+            else:
+                p *= 2.0
+
+
+def data(n=3, seed=5):
+    rng = numpy.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n,) + SHAPE), rng.integers(0, C, n)
+
+
+def checkable(name, **kw):
+    """A float64 model, inputs and labels for a gradient check. Labels are each sample's least likely
+    class, so that the loss is not saturated and gradients stay well above the noise of central
+    differences (h = 1e-5 in float64: about 1e-11 absolute). Model seed 2 and liven seed 1 give tiny
+    models without dead paths and without a ReLU within h of its kink (checked for every name)."""
+    model = small(name, seed=2, **kw)
+    liven(model, numpy.random.default_rng(1))
+    x, _ = data(2)
+    return model, x, model.forward(x).argmin(axis=1)
+
+
+def test_every_name_is_covered():
+    assert sorted(names()) == sorted(SMALL)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_gradients(name):
+    from lrpnet.gradcheck import check_model
+    model, x, y = checkable(name)
+    errors = check_model(model, x, y, max_entries=8, h=1e-5)
+    assert set(errors) == set(model.params) | {"input"}
+    assert max(errors.values()) < 1e-5, errors
+    _, grads = model.loss_and_grads(x, y)
+    assert not [k for k, g in grads.items() if not numpy.any(g)], "a parameter is disconnected"
+
+
+@pytest.mark.parametrize("name", ["deep_sd", "rlstm", "rlstm_sd", "conv+rlstm_sd"])
+def test_gradients_in_training(name):
+    """With dropout on (same masks at every evaluation), the tape's gradient still matches."""
+    model, x, y = checkable(name, keep=0.7)
+
+    def loss_grads():
+        return model.loss_and_grads(x, y, train=True, rng=numpy.random.default_rng(7))
+
+    loss0, grads = loss_grads()
+    assert loss0 != model.loss_and_grads(x, y)[0]          # dropout changed something
+    rng, h = numpy.random.default_rng(0), 1e-5
+    for pname, p in model.params.items():
+        flat = p.reshape(-1)
+        for i in rng.choice(flat.size, min(4, flat.size), replace=False):
+            old = flat[i]
+            flat[i] = old + h
+            up = loss_grads()[0]
+            flat[i] = old - h
+            down = loss_grads()[0]
+            flat[i] = old
+            num, ana = (up - down) / (2 * h), grads[pname].reshape(-1)[i]
+            assert abs(num - ana) <= 1e-5 * max(abs(num), abs(ana), 1e-4), (pname, i, num, ana)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS_T12))
+def test_parameter_counts(name):
+    model = build(name)          # thesis defaults: (28, 84), T = 12, float32
+    assert model.num_params() == PARAMS_T12[name]
+    assert all(p.dtype == numpy.float32 for p in model.params.values())
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_dropout_places_and_kind(name):
+    model = small(name, keep=0.5)
+    expected, stationary = DROPOUT.get(name, (set(), None))
+    drops = {k: layer for k, layer in model.layers.items() if layer.kind == "dropout"}
+    assert set(drops) == expected
+    assert all(layer.stationary == stationary for layer in drops.values())
+    if not drops:
+        return
+    x, _ = data(4)
+    tape, _, _ = model.trace(x, train=True, rng=numpy.random.default_rng(0))
+    for lname in drops:
+        masks = [n.cache for n in tape.nodes if n.layer.name == lname]
+        assert len(masks) == T and not numpy.all(masks[0] == 2.0)       # 1/keep where kept
+        same = [numpy.array_equal(masks[0], m) for m in masks[1:]]
+        assert all(same) if stationary else not any(same), lname
+    # a new sequence (new tape) draws a new stationary mask
+    tape2, _, _ = model.trace(x, train=True, rng=numpy.random.default_rng(1))
+    first = next(iter(drops))
+    m1 = next(n.cache for n in tape.nodes if n.layer.name == first)
+    m2 = next(n.cache for n in tape2.nodes if n.layer.name == first)
+    assert not numpy.array_equal(m1, m2)
+    # no dropout at test time
+    assert numpy.array_equal(model.forward(x), model.forward(x))
+
+
+def test_steps_and_state_leaves():
+    model = small("convrlstm_sd")
+    tape, _, out = model.trace(data()[0])
+    assert model.T == T and model.columns == 2 and model.steps == ((0, 2), (2, 4), (4, 6), (6, 8))
+    steps = {n.step for n in tape.nodes}
+    assert steps == {None, 0, 1, 2, 3}
+    assert [n.layer.name for n in tape.nodes if n.step is None] == ["out"]
+    assert out.value.shape == (3, C)
+    # each step's slice node reads its own columns
+    slices = [n for n in tape.nodes if n.layer.kind == "timeslice"]
+    assert [n.layer.t for n in slices] == [0, 1, 2, 3] and [n.step for n in slices] == [0, 1, 2, 3]
+
+
+def test_slices_are_column_blocks():
+    """Changing the columns of step t only changes nodes from step t on."""
+    model = small("rlstm")
+    x, _ = data(2)
+    x2 = x.copy()
+    x2[:, :, 4:6] += 0.5                                         # step 2
+    a, b = (model.trace(v)[0] for v in (x, x2))
+    for na, nb in zip(a.nodes, b.nodes):
+        if na.step is not None and na.step < 2:
+            assert numpy.array_equal(na.output.value, nb.output.value)
+    assert not numpy.array_equal(a.nodes[-1].output.value, b.nodes[-1].output.value)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_seeded_init_and_rebuild(name):
+    a, b, c = small(name, seed=3), small(name, seed=3), small(name, seed=4)
+    assert all(numpy.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert any(not numpy.array_equal(a.params[k], c.params[k]) for k in a.params if k.endswith(".W"))
+    again = build(a.arch, **a.config)
+    assert again.config == a.config and type(again) is type(a)
+    assert all(numpy.array_equal(a.params[k], again.params[k]) for k in a.params)
+    x, _ = data(2)
+    assert numpy.array_equal(a.forward(x), again.forward(x))
+    assert a.config["input_shape"] == list(SHAPE) and a.config["T"] == T and a.config["keep"] == 0.8
+
+
+@pytest.mark.parametrize("T_seq", [1, 4, 7, 14, 28])
+def test_sequential_mnist_shapes(T_seq):
+    for name in ("shallow", "deep"):
+        model = build(name, input_shape=(28, 28), T=T_seq, hidden=8, state=8) if name == "shallow" else \
+            build(name, input_shape=(28, 28), T=T_seq, front=8, mid=8, state=8, top=4)
+        assert model.n_in == 28 * (28 // T_seq)
+        assert model.forward(numpy.zeros((2, 28, 28))).shape == (2, 10)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown architecture 'rnn'"):
+        build("rnn")
+    with pytest.raises(ValueError, match="width 84 is not divisible by T=5"):
+        build("rlstm", T=5)
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        build("deep", T=0)
+    with pytest.raises(ValueError, match="input_shape"):
+        build("deep", input_shape=(28,))
+    with pytest.raises(ValueError, match="keep"):
+        build("rlstm_sd", keep=1.5)
+    with pytest.raises(TypeError, match="units"):
+        build("deep", units=3)
+    model = small("rlstm", dtype="float32")
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 6, 8\), got \(2, 6, 9\)"):
+        model.forward(numpy.zeros((2, 6, 9)))
+    x = numpy.zeros((2,) + SHAPE)
+    x[1, 2, 3] = numpy.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.forward(x)
+
+
+def test_float32_forward_matches_float64():
+    for name in ("rlstm", "convdeep", "gru"):
+        a, b = small(name, dtype="float32"), small(name, dtype="float64")
+        x, _ = data()
+        ya, yb = a.forward(x), b.forward(x)
+        assert ya.dtype == numpy.float32 and yb.dtype == numpy.float64
+        assert numpy.allclose(ya, yb, atol=1e-5)
+
+
+# -- LSTM and GRU against PyTorch ------------------------------------------------------------------
+def _torch_pair(name, torch):
+    torch.manual_seed(0)
+    n_in, hidden = SHAPE[0] * (SHAPE[1] // T), 5
+    rnn = (torch.nn.LSTM if name == "lstm" else torch.nn.GRU)(n_in, hidden, batch_first=True).double()
+    lin = torch.nn.Linear(hidden, C).double()
+    return rnn, lin
+
+
+def _sequence(x):
+    """(N, H, W) -> (N, T, H * W/T): step t = columns of slice t, flattened row-major."""
+    n, h, w = x.shape
+    return x.reshape(n, h, T, w // T).transpose(0, 2, 1, 3).reshape(n, T, h * (w // T))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_against_torch(name):
+    torch = pytest.importorskip("torch")
+    from lrpnet.cells import gru as gru_cell, lstm as lstm_cell
+    mapping = lstm_cell if name == "lstm" else gru_cell
+    rnn, lin = _torch_pair(name, torch)
+    model = small(name, hidden=5)
+    sd = {k: v.detach().numpy() for k, v in rnn.state_dict().items()}
+    new = mapping.params_from_torch(sd)
+    new["out.W"], new["out.b"] = lin.weight.detach().numpy().T, lin.bias.detach().numpy()
+    assert set(new) == set(model.params)
+    for k, v in new.items():
+        model.params[k][...] = v
+
+    x, y = data(4)
+    xt = torch.tensor(_sequence(x), requires_grad=True)
+    seq, _ = rnn(xt)
+    logits = lin(seq[:, -1])
+    z = torch.cat([logits, torch.zeros(len(y), 1, dtype=torch.float64)], dim=1)
+    loss = torch.nn.functional.cross_entropy(z, torch.tensor(y))
+    loss.backward()
+
+    assert numpy.allclose(model.forward(x), logits.detach().numpy(), rtol=0, atol=1e-10)
+    ours_loss, grads = model.loss_and_grads(x, y)
+    assert abs(ours_loss - loss.item()) < 1e-10
+    torch_grads = mapping.params_from_torch({k: p.grad.numpy() for k, p in rnn.named_parameters()})
+    torch_grads["out.W"], torch_grads["out.b"] = lin.weight.grad.numpy().T, lin.bias.grad.numpy()
+    for k, g in torch_grads.items():
+        assert numpy.allclose(grads[k], g, rtol=0, atol=1e-8), k
+    # the input gradient too, through the tape
+    tape, x_var, out = model.trace(x)
+    from lrpnet.losses import softmax_xent_zero_logit
+    leaf, _ = tape.backward({out: softmax_xent_zero_logit(out.value, y)[1]})
+    assert numpy.allclose(_sequence(leaf[x_var]), xt.grad.numpy(), rtol=0, atol=1e-8)
+    # and back: our parameters give torch's state dict
+    back = mapping.params_to_torch(model.params)
+    assert all(numpy.array_equal(back[k], sd[k]) for k in sd)

@@ -1,0 +1,164 @@
+"""Cells and the small layers they need: gradient checks (float64) and the torch weight mappings."""
+import numpy
+import pytest
+
+from lrpnet.cells.conv_stack import ConvStack
+from lrpnet.cells.gru import GRUCell
+from lrpnet.cells import gru as gru_mod
+from lrpnet.cells import lstm as lstm_mod
+from lrpnet.cells.lstm import LSTMCell
+from lrpnet.cells.relu_blocks import DeepCell, ShallowCell
+from lrpnet.cells.rlstm import RLSTMCell
+from lrpnet.gradcheck import check_layer, check_model
+from lrpnet.layers import Dense, TimeSlice
+from lrpnet.layers.one_minus import OneMinus
+from lrpnet.layers.two_bias_dense import TwoBiasDense
+from lrpnet.models.base import Model
+
+H, W, T = 4, 6, 3          # tiny images: 3 steps of 4x2 = 8 values
+
+
+class CellHarness(Model):
+    """Runs one cell over the T slices of an (N, H, W) input and reads a linear layer from its last output."""
+
+    def __init__(self, make_cell, n_out, as_image=False, seed=0):
+        super().__init__({}, (H, W), 3, "float64")
+        rng = numpy.random.default_rng(seed)
+        self.slices = [self.add(f"slice{t}", TimeSlice(t, T, as_image=as_image)) for t in range(T)]
+        self.cell = make_cell(self, rng)
+        self.out = self.add("out", Dense(n_out, 3, rng=rng, dtype="float64"))
+
+    def graph(self, tape, x):
+        state = self.cell.initial_state(tape, x.value.shape[0])
+        for t in range(T):
+            tape.step = t
+            out, state = self.cell.step(tape, self.slices[t](tape, x), state)
+        tape.step = None
+        return self.out(tape, out)
+
+
+def liven(model, rng):
+    """Move the parameters away from their initial values so that the check sees every path: random
+    biases (ReLU units keep a small softplus(b) so that few are dead) and weights doubled (so that
+    gradients stay well above the finite-difference noise floor)."""
+    for layer in model.layers.values():
+        for k, p in layer.params.items():
+            if k.startswith("b"):
+                mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
+                p[...] = rng.normal(mean, 0.3, p.shape)
+            else:
+                p *= 2.0
+
+
+CELLS = {
+    "shallow": (lambda m, rng: ShallowCell(m, "cell", 8, hidden=5, state=4, rng=rng, dtype="float64"), 5, False),
+    "deep": (lambda m, rng: DeepCell(m, "cell", 8, front=(6,), mid=5, state=4, rng=rng, dtype="float64"), 5, False),
+    "deep_v2": (lambda m, rng: DeepCell(m, "cell", 8, front=(5, 6), mid=5, state=4, rng=rng, dtype="float64"), 5,
+                False),
+    "rlstm": (lambda m, rng: RLSTMCell(m, "cell", 8, units=4, rng=rng, dtype="float64"), 4, False),
+    "lstm": (lambda m, rng: LSTMCell(m, "cell", 8, hidden=4, rng=rng, dtype="float64"), 4, False),
+    "gru": (lambda m, rng: GRUCell(m, "cell", 8, hidden=4, rng=rng, dtype="float64"), 4, False),
+    "rgru": (lambda m, rng: GRUCell(m, "cell", 8, hidden=4, rng=rng, dtype="float64", relu_candidate=True), 4,
+             False),
+    "conv": (lambda m, rng: ConvStack(m, "conv", H, 2, conv1=4, conv2=5, rng=rng, dtype="float64"), 5,
+             True),
+    "conv_lateral": (lambda m, rng: ConvStack(m, "conv", H, 2, conv1=4, conv2=5, lateral=True, rng=rng,
+                                              dtype="float64"), 5, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_cell_gradients(name):
+    make, n_out, as_image = CELLS[name]
+    model = CellHarness(make, n_out, as_image)
+    rng = numpy.random.default_rng(3)
+    liven(model, rng)
+    x, y = rng.uniform(-1, 1, (3, H, W)), numpy.array([0, 2, 1])
+    errors = check_model(model, x, y, max_entries=25, h=1e-5)
+    assert max(errors.values()) < 1e-5, errors
+    # every parameter got a non-zero gradient: no part of the cell is disconnected
+    _, grads = model.loss_and_grads(x, y)
+    dead = [k for k, g in grads.items() if not numpy.any(g)]
+    assert not dead, dead
+
+
+def test_one_minus_gradient_and_value():
+    x = numpy.random.default_rng(0).uniform(0, 1, (3, 4))
+    assert max(check_layer(OneMinus(), x).values()) < 1e-7
+    from lrpnet.graph import Tape
+    assert numpy.allclose(OneMinus().forward(Tape(), x)[0], 1 - x)
+
+
+def test_two_bias_dense():
+    rng = numpy.random.default_rng(0)
+    layer = TwoBiasDense(5, 3, rng=rng, dtype="float64")
+    layer.params["b_ih"][...] = rng.normal(size=3)
+    layer.params["b_hh"][...] = rng.normal(size=3)
+    x = rng.normal(size=(4, 5))
+    errors = check_layer(layer, x)
+    assert max(errors.values()) < 1e-7, errors
+    from lrpnet.graph import Tape
+    y = layer.forward(Tape(), x)[0]
+    assert numpy.allclose(y, x @ layer.params["W"] + layer.params["b_ih"] + layer.params["b_hh"])
+    assert numpy.allclose(layer.bias, layer.params["b_ih"] + layer.params["b_hh"])
+    assert layer.kind == "dense"
+
+
+def test_rlstm_cell_equations():
+    """One step of the R-LSTM cell against the equations written out with numpy."""
+    from lrpnet.graph import Tape
+    model = CellHarness(CELLS["rlstm"][0], 4)
+    rng = numpy.random.default_rng(1)
+    liven(model, rng)
+    cell, p = model.cell, model.params
+    x = rng.normal(size=(2, 8))
+    h0, c0 = rng.uniform(0, 1, (2, 4)), rng.uniform(0, 1, (2, 4))
+    tape = Tape()
+    h, (h2, c) = cell.step(tape, tape.input(x), (tape.input(h0, "state"), tape.input(c0, "state")))
+    z = numpy.concatenate([x, h0], axis=1)
+    sig = lambda a: 1 / (1 + numpy.exp(-a))
+    i, f, o = (sig(z @ p[f"cell.gate_{g}.W"] + p[f"cell.gate_{g}.b"]) for g in "ifo")
+    cand = numpy.maximum(z @ p["cell.cand.W"] - numpy.log1p(numpy.exp(p["cell.cand.b"])), 0)
+    c_ref = f * c0 + i * cand
+    assert numpy.allclose(c.value, c_ref) and numpy.allclose(h.value, o * c_ref)
+    assert h is h2
+
+
+def test_gates_are_input_zero_of_gatemul():
+    """Signal-take-all needs the gate as input 0 of every GateMul: check it on a recorded step."""
+    for name in ("rlstm", "lstm", "gru", "rgru"):
+        model = CellHarness(CELLS[name][0], CELLS[name][1])
+        tape, _, _ = model.trace(numpy.zeros((1, H, W)))
+        muls = [n for n in tape.nodes if n.layer.kind == "gatemul"]
+        assert muls
+        for node in muls:
+            gate = node.inputs[0].node
+            assert gate is not None and gate.layer.kind in ("sigmoid", "oneminus"), (name, node.layer.name)
+
+
+@pytest.mark.parametrize("mod, n_gates", [(lstm_mod, 4), (gru_mod, 3)])
+def test_torch_mapping_round_trip(mod, n_gates):
+    rng = numpy.random.default_rng(0)
+    Hh, n_in = 4, 6
+    sd = {"weight_ih_l0": rng.normal(size=(n_gates * Hh, n_in)), "weight_hh_l0": rng.normal(size=(n_gates * Hh, Hh)),
+          "bias_ih_l0": rng.normal(size=n_gates * Hh), "bias_hh_l0": rng.normal(size=n_gates * Hh)}
+    params = mod.params_from_torch(sd)
+    back = mod.params_to_torch(params)
+    assert set(back) == set(sd)
+    for k in sd:
+        assert numpy.array_equal(back[k], sd[k]), k
+    assert sum(v.size for v in params.values()) == sum(v.size for v in sd.values())
+
+
+def test_torch_mapping_errors():
+    with pytest.raises(KeyError, match="bias_hh_l0"):
+        lstm_mod.params_from_torch({"weight_ih_l0": numpy.zeros((8, 3)), "weight_hh_l0": numpy.zeros((8, 2)),
+                                    "bias_ih_l0": numpy.zeros(8)})
+    with pytest.raises(ValueError, match="4 gates"):
+        lstm_mod.params_from_torch({"weight_ih_l0": numpy.zeros((6, 3)), "weight_hh_l0": numpy.zeros((6, 2)),
+                                    "bias_ih_l0": numpy.zeros(6), "bias_hh_l0": numpy.zeros(6)})
+
+
+def test_rlstm_rejects_unknown_dropout_place():
+    with pytest.raises(ValueError, match="forget"):
+        CellHarness(lambda m, rng: RLSTMCell(m, "cell", 8, units=4, rng=rng, keep=0.8, drop=("forget",)), 4)
