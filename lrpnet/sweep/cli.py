@@ -1,0 +1,317 @@
+"""The command line of ``experiments/sweep.py``: parse, validate everything, then run and report.
+
+Every argument is checked before any work starts (no results database is created, no model is
+trained): a bad one ends the program with status 2 and one line on stderr. Exit status 0 means
+every job of the grid has a row; 1 that some job failed (the others were still run and recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import config as cfg
+
+__all__ = ["main", "parser", "UsageError"]
+
+DB_NAME = "results.sqlite"
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):        # argparse prints the usage too; one line is easier to read
+        raise UsageError(message)
+
+
+def _csv(text):
+    """"a, b,a" -> ["a", "b"]: comma-separated names, without blanks and repeats."""
+    return list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="sweep.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, explain and score the study's grid of architectures x tasks x folds.\n\n"
+                    "Each job trains one model, saves it under OUT/checkpoints/<hash>.npz, measures its\n"
+                    "test accuracy, explains the test samples with every method and scores every metric;\n"
+                    "its result becomes one row of OUT/results.sqlite. Rerunning the same command skips\n"
+                    "finished jobs; a killed run loses only the jobs in flight. At the end (and with\n"
+                    "--report-only) OUT/report.md, OUT/report.csv and OUT/figures/ are regenerated from\n"
+                    "the database.",
+        epilog="Profiles (every setting can be overridden):\n" + "\n".join(
+            f"  {p.name:7s} epochs {p.epochs}, lr {p.lr:g}, batch {p.batch_size}, folds "
+            f"{','.join(map(str, p.folds))}, train/val/test {p.train_size or 'all'}/{p.val_size or 'all'}/"
+            f"{p.test_size or 'all'}, explained {p.explain_size or 'all'}" for p in cfg.PROFILES.values())
+        + "\n\nExamples:\n  python experiments/sweep.py --profile fast\n"
+          "  python experiments/sweep.py --profile smoke --archs deep,rlstm --datasets mnist-maj\n"
+          "  python experiments/sweep.py --grid exp1 --cluster tcp://10.0.0.5:8786 --out runs/exp1\n",
+    )
+    g = p.add_argument_group("what to run")
+    g.add_argument("--grid", choices=sorted(cfg.GRIDS), default="main",
+                   help="main: the ten architectures on mnist-maj and fashion-mnist-maj, T=12 (default); "
+                        "exp1: shallow and deep on sequential mnist and fashion-mnist at T in {1, 4, 7}, "
+                        "with relevance per time step")
+    g.add_argument("--archs", type=_csv, metavar="A,B,...",
+                   help="architectures, comma-separated, or 'all' for every registered one "
+                        "(default: the grid's)")
+    g.add_argument("--datasets", type=_csv, metavar="D,...", help="tasks (default: the grid's)")
+    g.add_argument("--methods", type=_csv, metavar="M,...", default=list(cfg.MAIN_METHODS),
+                   help=f"explanation methods (default: {','.join(cfg.MAIN_METHODS)})")
+    g.add_argument("--folds", metavar="K,...",
+                   help="cross-validation folds 0-6, comma-separated, 'all' for the seven folds, or "
+                        "'official' for the official 48k/12k/10k split (default: the profile's)")
+    g.add_argument("--profile", choices=list(cfg.PROFILES), default="thesis",
+                   help="settings: thesis (the study's, default), fast (a quick look), smoke (a tiny test)")
+    o = p.add_argument_group("overrides of the profile's settings")
+    o.add_argument("--epochs", type=int, help="training epochs")
+    o.add_argument("--lr", type=float, help="Adam learning rate")
+    o.add_argument("--batch-size", type=int, help="training batch size")
+    o.add_argument("--train-size", type=int, help="training samples (a seeded random subset)")
+    o.add_argument("--val-size", type=int, help="validation samples")
+    o.add_argument("--test-size", type=int, help="test samples (accuracy)")
+    o.add_argument("--explain-size", type=int,
+                   help="how many test samples are explained and scored (default: all of the test subset)")
+    o.add_argument("--aopc-steps", type=int, help="patches AOPC removes")
+    o.add_argument("--seed", type=int, help="seed of the weights, the batch order, dropout and the subsets")
+    r = p.add_argument_group("where and how")
+    r.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="cpu: Numba kernels (default); gpu: CuPy kernels on a CUDA GPU")
+    r.add_argument("--out", default="results/sweep", metavar="DIR",
+                   help="output folder: results.sqlite, checkpoints/, figures/, report.md, report.csv "
+                        "(default: results/sweep)")
+    r.add_argument("--data-dir", metavar="DIR",
+                   help="MNIST/FashionMNIST folder (default: $LRPNET_DATA or the user cache)")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="run jobs in N local processes (1: in this process, with progress bars); "
+                        "default: in-process on the GPU, one process per core on the CPU (at most one per job)")
+    r.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                   help="submit the jobs to this running Dask scheduler instead (pip install 'lrpnet[dist]'); "
+                        "OUT and the data must be reachable under the same paths on the workers")
+    r.add_argument("--force", action="store_true", help="redo jobs that already have results")
+    r.add_argument("--report-only", action="store_true",
+                   help="only regenerate the report and figures from OUT/results.sqlite")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+# -- validation: every check runs before any work ----------------------------------------------------
+
+def _check_names(kind, given, valid):
+    bad = [x for x in given if x not in valid]
+    if bad:
+        raise UsageError(f"unknown {kind} {bad[0]!r}; expected one of: {', '.join(valid)}")
+    if not given:
+        raise UsageError(f"no {kind} given")
+
+
+def _known_methods():
+    from ..explain import methods     # (``lrpnet.explain`` itself is the function)
+    return methods()
+
+
+def _folds(text, profile):
+    if text is None:
+        return profile.folds
+    if text == cfg.OFFICIAL:
+        return (cfg.OFFICIAL,)
+    if text == "all":
+        return tuple(range(7))
+    folds = []
+    for item in _csv(text):
+        if not item.isdigit() or not 0 <= int(item) < 7:
+            raise UsageError(f"bad fold {item!r}; expected numbers 0-6, 'all' or 'official'")
+        folds.append(int(item))
+    if not folds:
+        raise UsageError("no fold given")
+    return tuple(dict.fromkeys(folds))
+
+
+def _profile(args):
+    for name in ("epochs", "batch_size", "train_size", "val_size", "test_size", "explain_size", "aopc_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    profile = cfg.PROFILES[args.profile].override(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, train_size=args.train_size,
+        val_size=args.val_size, test_size=args.test_size, explain_size=args.explain_size,
+        aopc_steps=args.aopc_steps, seed=args.seed)
+    return profile.override(folds=_folds(args.folds, profile))
+
+
+def _check_data(datasets, data_dir):
+    from .. import data
+    from ..data import sources
+    for name in dict.fromkeys(data.TASKS[d].dataset for d in datasets):
+        try:
+            sources.ensure_files(name, data_dir, download_missing=False)
+        except (OSError, ValueError) as err:
+            # no download here: a sweep should not start fetching files in the middle of a cluster job
+            raise UsageError(f"data not available: {' '.join(str(err).split())} (to download into the default "
+                             f"cache: python -m lrpnet.data.show {name} --out /tmp/x.png)") from None
+
+
+def _check_steps(datasets, steps):
+    from .. import data
+    for d in datasets:
+        width = 28 * data.TASKS[d].n_blocks
+        for T in steps:
+            if width % T:
+                raise UsageError(f"task {d!r} (width {width}) cannot be cut into T={T} steps of equal width; "
+                                 f"use a task whose width T divides (the main grid uses T=12 on 28x84 tasks)")
+
+
+def _check_device(device, client):
+    from .. import backend
+    need = "cupy" if device == "gpu" else "numba"
+    if client is not None:
+        found = client.run(lambda: need in backend.available())
+        missing = [w for w, ok in found.items() if not ok]
+        if missing:
+            raise UsageError(f"--device {device} needs backend {need!r}, missing on cluster workers: "
+                             f"{', '.join(missing)}")
+    elif device == "gpu" and not backend.gpu_available():
+        raise UsageError("--device gpu: no CUDA GPU with CuPy found here (pip install 'lrpnet[gpu]' on a "
+                         "machine with a GPU, or use --device cpu)")
+    elif need not in backend.available():
+        raise UsageError(f"--device {device} needs the {need} backend: pip install {need}")
+
+
+def _connect(address):
+    from .runner import CONNECT_TIMEOUT_S, connect
+    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise UsageError(f"--cluster {address!r}: expected a scheduler address like tcp://HOST:PORT")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError("--cluster needs Dask distributed: pip install 'lrpnet[dist]'") from None
+    try:
+        client = connect(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise UsageError(f"--cluster {address}: no Dask scheduler answered within "
+                         f"{CONNECT_TIMEOUT_S} s ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        client.close()
+        raise UsageError(f"--cluster {address}: the scheduler has no workers") from None
+    return client
+
+
+def _validate(args):
+    """Everything the run needs, checked; returns (profile, archs, datasets, steps, workers, client)."""
+    from .. import data, models
+
+    grid = cfg.GRIDS[args.grid]
+    profile = _profile(args)
+    valid_archs = models.names()
+    archs = valid_archs if args.archs == ["all"] else (args.archs or list(grid["archs"]))
+    _check_names("architecture", archs, valid_archs)
+    datasets = args.datasets or list(grid["datasets"])
+    _check_names("dataset", datasets, data.task_names())
+    _check_names("method", args.methods, _known_methods())
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.cluster is not None and args.workers is not None:
+        raise UsageError("give either --workers (local processes) or --cluster (Dask), not both")
+    _check_steps(datasets, grid["steps"])
+    if args.cluster is None:
+        _check_device(args.device, None)
+    client = _connect(args.cluster) if args.cluster else None
+    try:
+        if client is not None:
+            _check_device(args.device, client)
+        _check_data(datasets, args.data_dir)
+    except UsageError:
+        if client is not None:
+            client.close()
+        raise
+    return profile, archs, datasets, grid["steps"], client
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+def _report(out):
+    from .report import write_report
+    from .store import Store
+    with Store(out / DB_NAME) as store:
+        paths = write_report(store, out)
+        n = len(store)
+    print(f"report of {n} jobs: {paths['markdown']}\n  table:   {paths['csv']}")
+    for fig in paths["figures"]:
+        print(f"  figure:  {fig}")
+    heatmaps = out / "figures" / "heatmaps"
+    if heatmaps.is_dir():
+        print(f"  heatmaps: {heatmaps}/ ({len(list(heatmaps.glob('*.png')))} grids)")
+
+
+def _sweep(args, out, profile, archs, datasets, steps, client) -> int:
+    from .config import job_configs, job_hash
+    from .runner import default_workers, run_jobs
+    from .store import Store
+
+    configs = job_configs(profile, archs, datasets, args.methods, steps)
+    store = Store(out / DB_NAME)
+    done = set() if args.force else store.finished()
+    todo = [c for c in configs if job_hash(c) not in done]
+    workers = 1 if client is not None else (args.workers or default_workers(args.device, len(todo)))
+    workers = max(1, min(workers, len(todo) or 1))
+    where = (f"Dask cluster {args.cluster}" if client is not None else
+             "this process" if workers == 1 else f"{workers} local processes")
+    print(f"sweep: {len(configs)} jobs ({len(configs) - len(todo)} already finished, {len(todo)} to run) "
+          f"on {args.device} in {where}; results: {store.path}", flush=True)
+    failures, started = [], time.perf_counter()
+    finished = [len(configs) - len(todo)]
+
+    def on_result(result):
+        store.put(result)
+        finished[0] += 1
+        print(f"done {finished[0]}/{len(configs)}: {result['config']['arch']} on {result['config']['dataset']} "
+              f"T={result['config']['T']} fold={result['config']['fold']}: accuracy {result['accuracy']:.4f} "
+              f"({result['wall_s']:.1f} s)", flush=True)
+
+    def on_error(config, description):
+        failures.append(config)
+        print(f"FAILED: {config['arch']} on {config['dataset']} T={config['T']} fold={config['fold']}:\n"
+              f"{description}", file=sys.stderr, flush=True)
+
+    try:
+        run_jobs(todo, out, device=args.device, data_dir=args.data_dir, workers=workers, client=client,
+                 force=args.force, progress=not args.no_progress, on_result=on_result, on_error=on_error)
+    finally:
+        store.close()
+        if client is not None:
+            client.close()
+    print(f"sweep: ran {len(todo) - len(failures)} jobs in {time.perf_counter() - started:.1f} s; "
+          f"checkpoints: {out / 'checkpoints'}/", flush=True)
+    _report(out)
+    if failures:
+        print(f"sweep: {len(failures)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        out = Path(args.out)
+        if args.report_only:
+            if not (out / DB_NAME).is_file():
+                raise UsageError(f"--report-only: no results database at {out / DB_NAME}")
+            _report(out)
+            return 0
+        setup = _validate(args)
+    except UsageError as err:
+        print(f"sweep.py: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _sweep(args, out, *setup)
+    except KeyboardInterrupt:
+        print("sweep: interrupted; finished jobs are saved, rerun the same command to go on", file=sys.stderr)
+        return 130
