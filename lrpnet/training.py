@@ -178,8 +178,19 @@ def _train_step(model, images, labels, rng):
     return loss, grads, backend.to_numpy(out.value.argmax(axis=1))
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(lr, schedule, progress):
+    """The learning rate at ``progress`` in [0, 1) of training: ``lr`` throughout ("constant"), or
+    ``lr * (1 + cos(pi * progress)) / 2``, from lr down towards 0 ("cosine", Loshchilov & Hutter 2017)."""
+    if schedule == "constant":
+        return lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progress=True,
-        callback=None, max_batches=None, *, optimizer=None, start_epoch=0) -> list:
+        callback=None, max_batches=None, *, optimizer=None, start_epoch=0, lr_schedule="constant") -> list:
     """Train ``model`` in place with Adam on the study's loss; returns the history.
 
     Trains epochs ``start_epoch, ..., epochs - 1`` (so ``epochs`` is where training ends: to resume
@@ -188,6 +199,8 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
     with dropout on, and then measures accuracy on ``val`` (if given).
 
     ``optimizer``: an ``Adam`` over ``model.params`` to continue from (default: a new one with ``lr``).
+    ``lr_schedule``: "constant" (the study's) or "cosine" (decays lr towards 0 over the ``epochs``,
+    batch by batch; a resumed run continues the same curve).
     ``callback(record, model, optimizer)`` runs after each epoch (to save checkpoints, for instance);
     returning True stops training.
 
@@ -203,7 +216,10 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         raise ValueError(f"fit: max_batches must be >= 1 or None, got {max_batches}")
     if not 0 <= start_epoch <= epochs:
         raise ValueError(f"fit: start_epoch must be in [0, epochs={epochs}], got {start_epoch}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"fit: unknown lr_schedule {lr_schedule!r}; expected one of {LR_SCHEDULES}")
     opt = optimizer if optimizer is not None else Adam(model.params, lr=lr)
+    base_lr = opt.lr if optimizer is not None and lr_schedule == "constant" else lr
     if set(opt.params) != set(model.params):
         raise ValueError("fit: the optimizer's parameters are not the model's")
     n_batches = math.ceil(len(train) / batch_size)
@@ -218,6 +234,7 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         for b, (images, labels) in enumerate(train.batches(batch_size, shuffle=True, seed=seed, epoch=epoch)):
             if b == n_batches:
                 break
+            opt.lr = learning_rate(base_lr, lr_schedule, (epoch * n_batches + b) / (epochs * n_batches))
             loss, grads, pred = _train_step(model, images, labels, rng)
             if grads is None:
                 if bar is not None:

@@ -72,3 +72,50 @@ def sigmoid(x):
 def inverse_softplus(y: float) -> float:
     """The b with softplus(b) = y, for initialising ReLU biases (softplus(b) starts at 0.01)."""
     return float(numpy.log(numpy.expm1(y)))
+
+
+BIAS_MODES = ("plain", "negsoftplus", None)
+
+
+class LinearLayer(Layer):
+    """What dense and convolution layers share: a weight "W" and a bias in one of three forms.
+
+    - ``"plain"``: bias = b, as in an ordinary linear layer (starts at 0);
+    - ``"negsoftplus"``: bias = -softplus(b) <= 0, the study's ReLU unit ``relu(W x - softplus(b))``
+      (deep Taylor decomposition assumes non-positive biases; softplus(b) starts at 0.01);
+    - ``None``: no bias.
+
+    ``weight`` and ``bias`` are the effective parameters the LRP rules see; subclasses add
+    ``linear(x, weight, bias)`` and ``linear_input_grad(weight, dz, x_shape)``.
+    """
+
+    def init_params(self, w_shape, fan_in, n_out, bias, rng, dtype, bias_init=None):
+        if bias not in BIAS_MODES:
+            raise ValueError(f"unknown bias mode {bias!r}; expected one of {BIAS_MODES}")
+        if rng is None:
+            rng = numpy.random.default_rng()
+        self.bias_mode = bias
+        self.params["W"] = truncated_normal(rng, w_shape, 1.0 / fan_in ** 0.5, dtype)
+        if bias is not None:
+            if bias_init is None:
+                bias_init = inverse_softplus(0.01) if bias == "negsoftplus" else 0.0
+            self.params["b"] = backend.xp().full((n_out,), bias_init, dtype=dtype)
+
+    @property
+    def weight(self):
+        return self.params["W"]
+
+    @property
+    def bias(self):
+        if self.bias_mode is None:
+            return None
+        b = self.params["b"]
+        return -softplus(b) if self.bias_mode == "negsoftplus" else b
+
+    def bias_grad(self, dz_sum):
+        """The gradient of the bias parameter from dz summed over every axis but the last."""
+        if self.bias_mode == "plain":
+            return {"b": dz_sum}
+        if self.bias_mode == "negsoftplus":
+            return {"b": -dz_sum * sigmoid(self.params["b"])}   # d(-softplus(b))/db = -sigmoid(b)
+        return {}

@@ -22,9 +22,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from .base import Layer, inverse_softplus, sigmoid, softplus, truncated_normal
-
-BIAS_MODES = ("plain", "negsoftplus", None)
+from .base import LinearLayer
 PADDINGS = ("SAME", "VALID")
 
 
@@ -140,7 +138,7 @@ def conv2d_weight_grad(x, dz, kernel_shape, stride, pads):
 
 
 # -- the layer ---------------------------------------------------------------------------------------
-class Conv2D(Layer):
+class Conv2D(LinearLayer):
     """Convolution layer on NHWC input; parameters "W" (kh, kw, C_in, C_out) and "b" (C_out,).
 
     W starts from a truncated normal with std 1/sqrt(kh*kw*C_in) (the fan-in); pass ``rng`` (a numpy
@@ -151,23 +149,14 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding="SAME", bias="plain",
                  rng=None, dtype="float32", bias_init=None):
         super().__init__()
-        if bias not in BIAS_MODES:
-            raise ValueError(f"unknown bias mode {bias!r}; expected one of {BIAS_MODES}")
         dtype = backend.resolve_dtype(dtype)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = check_padding(padding)
-        self.bias_mode = bias
-        rng = numpy.random.default_rng() if rng is None else rng
         kh, kw = self.kernel_size
-        fan_in = kh * kw * self.in_channels
-        self.params["W"] = truncated_normal(rng, (kh, kw, self.in_channels, self.out_channels),
-                                            1.0 / fan_in ** 0.5, dtype)
-        if bias is not None:
-            if bias_init is None:
-                bias_init = inverse_softplus(0.01) if bias == "negsoftplus" else 0.0
-            self.params["b"] = backend.xp().full((self.out_channels,), bias_init, dtype=dtype)
+        self.init_params((kh, kw, self.in_channels, self.out_channels), kh * kw * self.in_channels,
+                         self.out_channels, bias, rng, dtype, bias_init)
 
     def pads(self, x_shape):
         """((top, bottom, left, right), (out_h, out_w)) for an input of shape ``x_shape``."""
@@ -181,18 +170,7 @@ class Conv2D(Layer):
             raise ValueError(f"{self.name or 'conv2d'}: input {tuple(x_shape)} is smaller than the "
                              f"{self.kernel_size} kernel with VALID padding")
 
-    # -- the effective parameters and the two functions the LRP rules use --------------------------
-    @property
-    def weight(self):
-        return self.params["W"]
-
-    @property
-    def bias(self):
-        if self.bias_mode is None:
-            return None
-        b = self.params["b"]
-        return -softplus(b) if self.bias_mode == "negsoftplus" else b
-
+    # -- the two functions the LRP rules use (weight and bias come from LinearLayer) -----------------
     def linear(self, x, weight, bias=None):
         """conv(x, weight) + bias with this layer's stride and padding and any (modified) weight/bias."""
         return backend.op("conv2d_forward")(x, weight, bias, self.stride, self.pads(x.shape)[0])
@@ -208,10 +186,6 @@ class Conv2D(Layer):
 
     def backward(self, x, dz):
         pads = self.pads(x.shape)[0]
-        grads = {"W": backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads)}
-        if self.bias_mode == "plain":
-            grads["b"] = dz.sum(axis=(0, 1, 2))
-        elif self.bias_mode == "negsoftplus":
-            # d(-softplus(b))/db = -sigmoid(b)
-            grads["b"] = -dz.sum(axis=(0, 1, 2)) * sigmoid(self.params["b"])
+        grads = {"W": backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads),
+                 **self.bias_grad(dz.sum(axis=(0, 1, 2)))}
         return (self.linear_input_grad(self.weight, dz, x.shape),), grads

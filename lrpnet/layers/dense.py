@@ -1,47 +1,25 @@
 """Dense (fully connected) layer: z = x W + bias.
 
-The bias takes one of three forms:
-- ``"plain"``: bias = b, as in an ordinary linear layer;
-- ``"negsoftplus"``: bias = -softplus(b) <= 0, the study's ReLU unit ``relu(W x - softplus(b))``
-  (deep Taylor decomposition assumes non-positive biases; softplus(b) starts at 0.01);
-- ``None``: no bias.
-W has shape (in, out). The ReLU itself is a separate layer (``ReLU``).
+W has shape (in, out); the bias is "plain", "negsoftplus" (-softplus(b) <= 0, the study's ReLU unit
+``relu(W x - softplus(b))``) or None, as ``LinearLayer`` explains. The ReLU itself is a separate
+layer (``ReLU``).
 """
 from __future__ import annotations
 
 from .. import backend
-from .base import Layer, inverse_softplus, sigmoid, softplus, truncated_normal
-
-BIAS_MODES = ("plain", "negsoftplus", None)
+from .base import LinearLayer
 
 
-class Dense(Layer):
+class Dense(LinearLayer):
     kind = "dense"
 
     def __init__(self, n_in, n_out, bias="plain", rng=None, dtype="float32", bias_init=None):
         super().__init__()
-        if bias not in BIAS_MODES:
-            raise ValueError(f"unknown bias mode {bias!r}; expected one of {BIAS_MODES}")
         dtype = backend.resolve_dtype(dtype)
-        self.n_in, self.n_out, self.bias_mode = int(n_in), int(n_out), bias
-        self.params["W"] = truncated_normal(rng, (self.n_in, self.n_out), 1.0 / self.n_in ** 0.5, dtype)
-        if bias is not None:
-            if bias_init is None:
-                bias_init = inverse_softplus(0.01) if bias == "negsoftplus" else 0.0
-            self.params["b"] = backend.xp().full((self.n_out,), bias_init, dtype=dtype)
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.init_params((self.n_in, self.n_out), self.n_in, self.n_out, bias, rng, dtype, bias_init)
 
-    # -- the effective parameters and the two functions the LRP rules use --------------------------
-    @property
-    def weight(self):
-        return self.params["W"]
-
-    @property
-    def bias(self):
-        if self.bias_mode is None:
-            return None
-        b = self.params["b"]
-        return -softplus(b) if self.bias_mode == "negsoftplus" else b
-
+    # -- the two functions the LRP rules use (weight and bias come from LinearLayer) -----------------
     @staticmethod
     def linear(x, weight, bias=None):
         z = x @ weight
@@ -59,10 +37,5 @@ class Dense(Layer):
         return self.linear(x, self.weight, self.bias), x
 
     def backward(self, x, dz):
-        grads = {"W": x.T @ dz}
-        if self.bias_mode == "plain":
-            grads["b"] = dz.sum(axis=0)
-        elif self.bias_mode == "negsoftplus":
-            # d(-softplus(b))/db = -sigmoid(b)
-            grads["b"] = -dz.sum(axis=0) * sigmoid(self.params["b"])
+        grads = {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}
         return (self.linear_input_grad(self.weight, dz),), grads

@@ -70,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("overrides of the profile's settings")
     o.add_argument("--epochs", type=int, help="training epochs")
     o.add_argument("--lr", type=float, help="Adam learning rate")
+    o.add_argument("--lr-schedule", choices=["constant", "cosine"],
+                   help="learning rate over training: constant (the study's) or cosine decay to 0")
     o.add_argument("--batch-size", type=int, help="training batch size")
     o.add_argument("--train-size", type=int, help="training samples (a seeded random subset)")
     o.add_argument("--val-size", type=int, help="validation samples")
@@ -139,7 +141,8 @@ def _profile(args):
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
     profile = cfg.PROFILES[args.profile].override(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, train_size=args.train_size,
+        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
+        train_size=args.train_size,
         val_size=args.val_size, test_size=args.test_size, explain_size=args.explain_size,
         aopc_steps=args.aopc_steps, seed=args.seed)
     return profile.override(folds=_folds(args.folds, profile))

@@ -54,6 +54,7 @@ class Profile:
     lr: float
     batch_size: int
     folds: tuple
+    lr_schedule: str = "constant"
     train_size: int | None = None
     val_size: int | None = None
     test_size: int | None = None
@@ -114,7 +115,7 @@ def job_hash(config: dict) -> str:
 
 
 # what decides the trained weights: jobs that differ only in how they explain and score share a model
-TRAINING_KEYS = ("arch", "dataset", "T", "fold", "epochs", "lr", "batch_size", "train_size", "val_size", "seed")
+TRAINING_KEYS = ("arch", "dataset", "T", "fold", "epochs", "lr", "lr_schedule", "batch_size", "train_size", "val_size", "seed")
 
 
 def model_hash(config: dict) -> str:

@@ -93,7 +93,8 @@ def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool)
     model = models.build(config["arch"], input_shape=train.shape, T=config["T"],
                          n_classes=train.n_classes, seed=config["seed"])
     history = training.fit(model, train, val, epochs=config["epochs"], batch_size=config["batch_size"],
-                           lr=config["lr"], seed=config["seed"], progress=progress)
+                           lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
+                           seed=config["seed"], progress=progress)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     io.save(model, ckpt, extra={"job": config, "history": history})    # atomic: temp file + rename
     return model, history, False
