@@ -2,7 +2,7 @@ import numpy
 import pytest
 
 from lrpnet.models import Sequential
-from lrpnet.training import Adam, ArrayDataset, TrainingDiverged, accuracy, fit
+from lrpnet.training import Adam, ArrayDataset, TrainingDiverged, accuracy, fit, learning_rate
 
 
 def mlp(seed=0, dtype="float64", n_in=8, n_classes=3, keep=0.8):
@@ -179,3 +179,27 @@ def test_fit_runs_a_recurrent_model_on_an_lrpnet_data_dataset():
     assert len(history) == 2 and 0.0 <= history[1]["val_acc"] <= 1.0
     assert all(numpy.isfinite(h["loss"]) for h in history)
     assert any(not numpy.array_equal(before[k], v) for k, v in model.params.items())
+
+
+def test_cosine_schedule_decays_from_lr_towards_zero():
+    assert learning_rate(1e-3, "constant", 0.9) == 1e-3
+    assert learning_rate(1e-3, "cosine", 0.0) == pytest.approx(1e-3)
+    assert learning_rate(1e-3, "cosine", 0.5) == pytest.approx(5e-4)
+    assert learning_rate(1e-3, "cosine", 0.999) < 1e-8
+    with pytest.raises(ValueError, match="lr_schedule 'linear'"):
+        fit(mlp(), blobs(), epochs=1, progress=False, lr_schedule="linear")
+
+
+def test_resumed_cosine_training_follows_the_same_curve():
+    ds = blobs()
+    straight = mlp()
+    fit(straight, ds, epochs=3, batch_size=10, lr=1e-2, seed=5, progress=False, lr_schedule="cosine")
+    resumed = mlp()
+    opt = Adam(resumed.params, lr=1e-2)
+    fit(resumed, ds, epochs=3, batch_size=10, lr=1e-2, seed=5, progress=False, optimizer=opt,
+        lr_schedule="cosine", max_batches=None, callback=lambda record, m, o: record["epoch"] == 0)
+    fit(resumed, ds, epochs=3, batch_size=10, lr=1e-2, seed=5, progress=False, optimizer=opt,
+        lr_schedule="cosine", start_epoch=1)
+    for k, v in straight.params.items():
+        numpy.testing.assert_array_equal(resumed.params[k], v)
+    assert opt.lr < 1e-2 * 0.05                  # the rate of the last batch, near the end of the curve
