@@ -1,0 +1,195 @@
+"""The Numba kernels (kernels/numba) compute the NumPy reference operations: equal results on a grid of
+geometries and both dtypes, max-pool ties and -inf padding decided the same way, and a small ConvDeep
+whose loss, gradients and DTD relevance do not depend on the backend."""
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+pytest.importorskip("numba")
+
+from lrpnet import backend                            # noqa: E402
+from lrpnet.layers.conv import window_pads            # noqa: E402
+
+RTOL = {"float32": 1e-5, "float64": 1e-12}
+CONV_OPS = ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad")
+POOL_OPS = ("sumpool2d_forward", "sumpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+            "maxpool2d_forward", "maxpool2d_backward")
+
+# (N, H, W, C_in), (kh, kw), C_out: odd sizes, 1 and several channels, square and non-square kernels
+CONV_CASES = [((2, 7, 5, 1), (1, 1), 1), ((2, 7, 5, 3), (3, 3), 4), ((1, 9, 6, 1), (5, 5), 6),
+              ((2, 6, 7, 2), (3, 2), 3), ((3, 5, 5, 4), (5, 5), 1)]
+POOL_CASES = [((2, 7, 5, 1), (2, 2)), ((2, 7, 6, 3), (3, 3)), ((1, 5, 9, 2), (3, 2)), ((2, 4, 5, 3), (1, 1))]
+STRIDES = [(1, 1), (2, 2), (2, 1)]
+PADDINGS = ["SAME", "VALID"]
+
+
+def both(name):
+    """(reference, kernel) of operation ``name``."""
+    impls = backend.implementations(name)
+    assert "numba" in impls, f"no numba kernel registered for {name!r}"
+    return impls["numpy"], impls["numba"]
+
+
+def assert_close(got, want, dtype, what):
+    """Equal to rounding: rtol of the dtype, relative to the largest entry where terms cancel."""
+    assert got.dtype == want.dtype and got.shape == want.shape, (what, got.dtype, want.dtype, got.shape, want.shape)
+    rtol = RTOL[dtype]
+    scale = float(numpy.max(numpy.abs(want))) if want.size else 0.0
+    numpy.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def geometries(cases):
+    """Every (case, stride, padding) whose VALID windows fit in the image."""
+    for shape, kernel, *rest in cases:
+        for stride in STRIDES:
+            for padding in PADDINGS:
+                if padding == "VALID" and (shape[1] < kernel[0] or shape[2] < kernel[1]):
+                    continue
+                pads, out_hw = window_pads(shape, kernel, stride, padding)
+                yield (shape, kernel, *rest), stride, padding, pads, out_hw
+
+
+def test_every_conv_and_pool_op_has_a_numba_kernel():
+    for name in CONV_OPS + POOL_OPS:
+        ref, kernel = both(name)
+        assert kernel is not ref and kernel.__module__.startswith("kernels.numba")
+        with backend.using("numba"):
+            assert backend.op(name) is kernel
+        assert backend.op(name) is ref             # back on numpy outside the block
+
+
+def test_importing_lrpnet_does_not_import_numba():
+    code = ("import sys, lrpnet, lrpnet.layers, lrpnet.models, lrpnet.explain; "
+            "from lrpnet import backend; backend.op('conv2d_forward'); "
+            "assert 'numba' not in sys.modules, 'numba imported'; "
+            "backend.use('numba'); assert 'numba' in sys.modules")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
+                   env={**os.environ, "PYTHONPATH": root})
+
+
+# -- convolution ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv_kernels_equal_reference(dtype, rng):
+    fwd, bwd_x, bwd_w = both("conv2d_forward"), both("conv2d_input_grad"), both("conv2d_weight_grad")
+    checked = 0
+    for (shape, kernel, c_out), stride, padding, pads, out_hw in geometries(CONV_CASES):
+        what = f"{dtype} x{shape} k{kernel}x{c_out} s{stride} {padding}"
+        x = rng.standard_normal(shape).astype(dtype)
+        w = rng.standard_normal(kernel + (shape[3], c_out)).astype(dtype)
+        b = rng.standard_normal(c_out).astype(dtype)
+        dz = rng.standard_normal((shape[0],) + out_hw + (c_out,)).astype(dtype)
+        for bias in (b, None):
+            assert_close(fwd[1](x, w, bias, stride, pads), fwd[0](x, w, bias, stride, pads), dtype, "forward " + what)
+        assert_close(bwd_x[1](w, dz, shape, stride, pads), bwd_x[0](w, dz, shape, stride, pads), dtype,
+                     "input grad " + what)
+        assert_close(bwd_w[1](x, dz, w.shape, stride, pads), bwd_w[0](x, dz, w.shape, stride, pads), dtype,
+                     "weight grad " + what)
+        checked += 1
+    assert checked >= 25
+
+
+def test_conv_kernels_accept_non_contiguous_arrays(rng):
+    (ref, kernel), shape = both("conv2d_forward"), (2, 6, 5, 3)
+    x = rng.standard_normal((2, 5, 6, 3))[:, ::-1].transpose(0, 2, 1, 3)[:, :, ::-1]    # a strided view
+    w = rng.standard_normal((4, 3, 4, 3)).transpose(0, 1, 3, 2)
+    pads, _ = window_pads(shape, (4, 3), (1, 2), "SAME")
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous
+    assert_close(kernel(x, w, None, (1, 2), pads), ref(x, w, None, (1, 2), pads), "float64", "strided input")
+
+
+# -- pooling ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["sumpool2d", "avgpool2d"])
+def test_sum_and_avg_pool_kernels_equal_reference(kind, dtype, rng):
+    fwd, bwd = both(kind + "_forward"), both(kind + "_backward")
+    for (shape, size), stride, padding, pads, out_hw in geometries(POOL_CASES):
+        what = f"{kind} {dtype} x{shape} size{size} s{stride} {padding}"
+        x = rng.standard_normal(shape).astype(dtype)
+        dy = rng.standard_normal((shape[0],) + out_hw + (shape[3],)).astype(dtype)
+        assert_close(fwd[1](x, size, stride, pads), fwd[0](x, size, stride, pads), dtype, "forward " + what)
+        assert_close(bwd[1](dy, shape, size, stride, pads), bwd[0](dy, shape, size, stride, pads), dtype,
+                     "backward " + what)
+
+
+def assert_maxpool_equal(x, dy, size, stride, pads, what):
+    """Same maxima, same winners (arg, exactly) and the same routed gradient as the reference."""
+    fwd, bwd = both("maxpool2d_forward"), both("maxpool2d_backward")
+    (y_ref, arg_ref), (y, arg) = fwd[0](x, size, stride, pads), fwd[1](x, size, stride, pads)
+    numpy.testing.assert_array_equal(y, y_ref, err_msg="maxima " + what)
+    assert y.dtype == y_ref.dtype and arg.dtype == arg_ref.dtype, what
+    numpy.testing.assert_array_equal(arg, arg_ref, err_msg="winning offsets " + what)
+    numpy.testing.assert_array_equal(bwd[1](arg, dy, x.shape, size, stride, pads),
+                                     bwd[0](arg_ref, dy, x.shape, size, stride, pads), err_msg="backward " + what)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_maxpool_kernels_equal_reference_with_ties(dtype, rng):
+    for (shape, size), stride, padding, pads, out_hw in geometries(POOL_CASES):
+        what = f"{dtype} x{shape} size{size} s{stride} {padding}"
+        x = rng.integers(0, 3, shape).astype(dtype)           # three values: ties in most windows
+        dy = rng.standard_normal((shape[0],) + out_hw + (shape[3],)).astype(dtype)
+        assert_maxpool_equal(x, dy, size, stride, pads, what)
+
+
+def test_maxpool_tie_goes_to_first_offset_in_row_major_order():
+    # one 3x3 window (VALID): the maximum 5 at (0, 2) and (1, 0); the first in row-major order is k = 2
+    x = numpy.array([[1, 0, 5], [5, 2, 0], [0, 5, 1]], dtype="float32").reshape(1, 3, 3, 1)
+    y, arg = both("maxpool2d_forward")[1](x, (3, 3), (1, 1), (0, 0, 0, 0))
+    assert float(y[0, 0, 0, 0]) == 5 and int(arg[0, 0, 0, 0]) == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_maxpool_same_padding_is_minus_infinity(dtype, rng):
+    for (shape, size), stride, padding, pads, out_hw in geometries(POOL_CASES):
+        if padding != "SAME" or not any(pads):
+            continue
+        what = f"{dtype} x{shape} size{size} s{stride}"
+        x = (-5.0 - rng.random(shape)).astype(dtype)            # all negative: a zero pad would win
+        dy = rng.standard_normal((shape[0],) + out_hw + (shape[3],)).astype(dtype)
+        assert_maxpool_equal(x, dy, size, stride, pads, what)
+        assert float(both("maxpool2d_forward")[1](x, size, stride, pads)[0].max()) < -5, what
+        # -inf inputs: a window of only -inf (and padding) keeps offset 0, as the reference's strict >
+        x[:, ::2, ::3, :] = -numpy.inf
+        x[:, :2, :2, :] = -numpy.inf
+        assert_maxpool_equal(x, dy, size, stride, pads, what + " with -inf inputs")
+
+
+def test_maxpool_wide_windows_use_int32_offsets(rng):
+    x = rng.standard_normal((1, 17, 17, 2))
+    assert_maxpool_equal(x, rng.standard_normal((1, 1, 2, 2)), (17, 16), (1, 1), (0, 0, 0, 0), "17x16 window")
+    assert both("maxpool2d_forward")[1](x, (17, 16), (1, 1), (0, 0, 0, 0))[1].dtype == numpy.int32
+
+
+# -- a whole model ------------------------------------------------------------------------------------
+def test_convdeep_gradients_and_dtd_relevance_do_not_depend_on_backend(rng):
+    import lrpnet
+    from lrpnet.models import build
+    model = build("convdeep", input_shape=(28, 12), T=3, conv1=3, conv2=4, front=8, mid=6, state=6, top=5,
+                  dtype="float64")
+    x = rng.uniform(-1, 1, (4, 28, 12))
+    y = rng.integers(0, model.n_classes, 4)
+    loss_ref, grads_ref = model.loss_and_grads(x, y)
+    rel_ref = lrpnet.explain(model, x, "dtd")
+    with backend.using("numba"):
+        loss, grads = model.loss_and_grads(x, y)
+        rel = lrpnet.explain(model, x, "dtd")
+    assert float(numpy.abs(rel_ref).sum()) > 0 and set(grads) == set(grads_ref)
+    numpy.testing.assert_allclose(loss, loss_ref, rtol=1e-10)
+    for name in grads_ref:
+        g_ref = backend.to_numpy(grads_ref[name])
+        numpy.testing.assert_allclose(backend.to_numpy(grads[name]), g_ref, rtol=1e-10,
+                                      atol=1e-10 * float(numpy.abs(g_ref).max()), err_msg=name)
+    numpy.testing.assert_allclose(rel, rel_ref, rtol=1e-10, atol=1e-10 * float(numpy.abs(rel_ref).max()))
+
+
+def test_backward_kernels_refuse_a_wrongly_shaped_gradient(rng):
+    pads, _ = window_pads((2, 6, 6, 3), (2, 2), (2, 2), "SAME")
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 3, 3\)"):
+        both("sumpool2d_backward")[1](numpy.ones((2, 3, 1, 3)), (2, 6, 6, 3), (2, 2), (2, 2), pads)
+    with pytest.raises(ValueError, match=r"dz must have"):
+        both("conv2d_input_grad")[1](numpy.ones((3, 3, 3, 4)), numpy.ones((2, 6, 6, 1)), (2, 6, 6, 3), (1, 1),
+                                     (1, 1, 1, 1))
