@@ -82,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, help="seed of the weights, the batch order, dropout and the subsets")
     r = p.add_argument_group("where and how")
     r.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
-                   help="cpu: Numba kernels (default); gpu: CuPy kernels on a CUDA GPU")
+                   help="cpu: the NumPy backend (default); gpu: CuPy on a CUDA GPU")
     r.add_argument("--out", default="results/sweep", metavar="DIR",
                    help="output folder: results.sqlite, checkpoints/, figures/, report.md, report.csv "
                         "(default: results/sweep)")
@@ -172,7 +172,8 @@ def _check_steps(datasets, steps):
 
 def _check_device(device, client):
     from .. import backend
-    need = "cupy" if device == "gpu" else "numba"
+    from .jobs import DEVICE_BACKENDS
+    need = DEVICE_BACKENDS[device]
     if client is not None:
         found = client.run(lambda: need in backend.available())
         missing = [w for w, ok in found.items() if not ok]

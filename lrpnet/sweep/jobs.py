@@ -19,7 +19,10 @@ from .config import OFFICIAL, job_hash, model_hash
 
 __all__ = ["run_job", "load_split", "score_method", "DEVICE_BACKENDS", "EXPLAIN_BATCH"]
 
-DEVICE_BACKENDS = {"cpu": "numba", "gpu": "cupy"}
+# cpu runs the NumPy reference: the Numba conv kernels are still ~2x slower than the reference's one
+# BLAS product per call at the study's channel counts (benchmarks/backends.py), which would make the
+# conv models ~1.8x slower; "numba" becomes the cpu backend once its kernels beat the reference
+DEVICE_BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
 EXPLAIN_BATCH = 100          # samples per explain call: bounds the memory of the relevance pass
 PREDICT_BATCH = 500
 FLIP_PATCH = 7               # THESIS section 5: pixel flipping removes 7x7 patches
@@ -108,7 +111,7 @@ def run_job(config: dict, out_dir, device: str = "cpu", data_dir=None, progress:
 
     config:   a dict from ``config.job_configs``.
     out_dir:  the sweep's output folder (checkpoints/ and figures/heatmaps/ are written there).
-    device:   "cpu" (Numba backend) or "gpu" (CuPy backend).
+    device:   "cpu" (the NumPy backend) or "gpu" (CuPy backend).
     force:    retrain even if a checkpoint of this model exists (``config.model_hash`` names it).
     """
     from .. import backend, training
