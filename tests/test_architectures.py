@@ -4,6 +4,7 @@ import numpy
 import pytest
 
 from lrpnet.models import build, names
+from lrpnet.gradcheck import liven
 
 SHAPE, T, C = (6, 8), 4, 3        # tiny images: 4 steps of 6x2
 SMALL = {
@@ -40,18 +41,6 @@ DROPOUT = {   # architecture -> (dropout layer names, stationary)
 
 def small(name, dtype="float64", seed=0, **kw):
     return build(name, input_shape=SHAPE, T=T, n_classes=C, seed=seed, dtype=dtype, **{**SMALL[name], **kw})
-
-
-def liven(model, rng):
-    """Random biases (ReLU units keep a small softplus(b)) and doubled weights, so that every path
-    carries gradient well above the finite-difference noise floor."""
-    for layer in model.layers.values():
-        for k, p in layer.params.items():
-            if k.startswith("b"):
-                mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
-                p[...] = rng.normal(mean, 0.3, p.shape)
-            else:
-                p *= 2.0
 
 
 def data(n=3, seed=5):

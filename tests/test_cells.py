@@ -9,7 +9,7 @@ from lrpnet.cells import lstm as lstm_mod
 from lrpnet.cells.lstm import LSTMCell
 from lrpnet.cells.relu_blocks import DeepCell, ShallowCell
 from lrpnet.cells.rlstm import RLSTMCell
-from lrpnet.gradcheck import check_layer, check_model
+from lrpnet.gradcheck import check_layer, check_model, liven
 from lrpnet.layers import Dense, TimeSlice
 from lrpnet.layers.one_minus import OneMinus
 from lrpnet.layers.two_bias_dense import TwoBiasDense
@@ -35,19 +35,6 @@ class CellHarness(Model):
             out, state = self.cell.step(tape, self.slices[t](tape, x), state)
         tape.step = None
         return self.out(tape, out)
-
-
-def liven(model, rng):
-    """Move the parameters away from their initial values so that the check sees every path: random
-    biases (ReLU units keep a small softplus(b) so that few are dead) and weights doubled (so that
-    gradients stay well above the finite-difference noise floor)."""
-    for layer in model.layers.values():
-        for k, p in layer.params.items():
-            if k.startswith("b"):
-                mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
-                p[...] = rng.normal(mean, 0.3, p.shape)
-            else:
-                p *= 2.0
 
 
 CELLS = {
