@@ -64,10 +64,13 @@ def summarize(rows) -> list:
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], _arch_order(k[3]))):
         runs = groups[key]
         accuracy = _mean_ci([r["accuracy"] for r in runs])
+        wall_s = float(np.mean([r["wall_s"] for r in runs]))
+        train_s = float(np.mean([sum(e.get("seconds", 0.0) for e in (r.get("history") or [])) for r in runs]))
         for method in methods[key]:
             per_fold = [r["metrics"][method] for r in runs if method in r["metrics"]]
             entry = {"profile": key[0], "dataset": key[1], "T": key[2], "arch": key[3], "method": method,
-                     "folds": sorted(str(r["fold"]) for r in runs), "accuracy": accuracy}
+                     "folds": sorted(str(r["fold"]) for r in runs), "accuracy": accuracy,
+                     "wall_s": wall_s, "train_s": train_s}
             for metric in METRICS:
                 values = [s[metric] for s in per_fold if metric in s]
                 entry[metric] = _mean_ci(values) if values else None
@@ -99,12 +102,14 @@ def _fmt(pair, scale=1.0, digits=3):
 def _csv_text(summary) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["profile", "dataset", "T", "arch", "method", "n_folds", "accuracy_mean", "accuracy_ci"]
+    header = ["profile", "dataset", "T", "arch", "method", "n_folds", "wall_s_mean", "accuracy_mean",
+              "accuracy_ci"]
     for metric in METRICS:
         header += [f"{metric}_mean", f"{metric}_ci"]
     writer.writerow(header)
     for e in summary:
-        line = [e["profile"], e["dataset"], e["T"], e["arch"], e["method"], len(e["folds"]), *e["accuracy"]]
+        line = [e["profile"], e["dataset"], e["T"], e["arch"], e["method"], len(e["folds"]), e["wall_s"],
+                *e["accuracy"]]
         for metric in METRICS:
             line += list(e[metric]) if e[metric] is not None else ["", ""]
         writer.writerow(["" if isinstance(v, float) and math.isnan(v) else
@@ -129,12 +134,14 @@ def _markdown(summary, rows, figures, db_path) -> str:
     for (profile, dataset, T), entries in _sections(summary).items():
         folds = entries[0]["folds"]
         lines += [f"## {dataset}, T = {T} (profile {profile}; folds: {', '.join(folds)})", "",
-                  "| architecture | test accuracy (%) | folds |", "|---|---|---|"]
+                  "| architecture | test accuracy (%) | folds | job wall time (s) | of which training (s) |",
+                  "|---|---|---|---|---|"]
         seen = set()
         for e in entries:
             if e["arch"] not in seen:
                 seen.add(e["arch"])
-                lines.append(f"| {e['arch']} | {_fmt(e['accuracy'], 100, 2)} | {len(e['folds'])} |")
+                lines.append(f"| {e['arch']} | {_fmt(e['accuracy'], 100, 2)} | {len(e['folds'])} | "
+                             f"{e['wall_s']:.0f} | {e['train_s']:.0f} |")
         shown = [m for m in METRICS if any(e[m] is not None for e in entries)]
         lines += ["", "| architecture | method | " + " | ".join(METRICS[m][0] for m in shown) + " |",
                   "|---|---|" + "---|" * len(shown)]
