@@ -178,7 +178,8 @@ def _cosine_figure(summary, path: Path) -> bool:
             means = [by_arch[a][0] if a in by_arch else np.nan for a in archs]
             errs = [by_arch[a][1] if a in by_arch and not math.isnan(by_arch[a][1]) else 0.0 for a in archs]
             xs = np.arange(len(archs)) + (j - (len(methods) - 1) / 2) * width
-            ax.bar(xs, means, width, yerr=errs, capsize=2, label=method)
+            # no error bar where there is no interval (a single fold): a zero-length cap reads as one
+            ax.bar(xs, means, width, yerr=errs if any(errs) else None, capsize=2, label=method)
         ax.set_xticks(np.arange(len(archs)), archs, rotation=30, ha="right")
         ax.set_ylim(0, 1.15)                 # headroom for the legend above the bars
         ax.set_yticks(np.linspace(0, 1, 6))
