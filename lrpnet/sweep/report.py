@@ -200,21 +200,24 @@ def _per_step_figures(summary, folder: Path) -> list:
     for (profile, dataset), entries in by_task.items():
         archs = list(dict.fromkeys(e["arch"] for e in entries))
         steps = sorted({e["T"] for e in entries})
-        fig = _new_figure(1, 3.2 * len(steps), 2.4 * len(archs))
-        axes = fig.subplots(len(archs), len(steps), squeeze=False)
-        for i, arch in enumerate(archs):
-            for j, T in enumerate(steps):
-                ax = axes[i, j]
-                for e in entries:
-                    if e["arch"] == arch and e["T"] == T:
-                        ax.plot(np.arange(1, T + 1), e["per_step"], marker="o", ms=3, label=e["method"])
-                ax.set_xticks(np.arange(1, T + 1, max(1, T // 7)))
-                ax.set_title(f"{arch}, T = {T}", fontsize="small")
-                ax.set_xlabel("time step")
-                ax.set_ylabel("share of relevance")
-                ax.set_ylim(0, 1)
-                if i == 0 and j == 0:
-                    ax.legend(fontsize="x-small")
+        panels = [(arch, T) for arch in archs for T in steps]
+        # one row per architecture and a column per T (Experiment 1); a single T wraps into 4 columns
+        ncols = len(steps) if len(steps) > 1 else min(4, len(archs))
+        nrows = math.ceil(len(panels) / ncols)
+        fig = _new_figure(1, 3.2 * ncols, 2.6 * nrows + 0.6)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, (arch, T) in zip(axes, panels):
+            for e in entries:
+                if e["arch"] == arch and e["T"] == T:
+                    ax.plot(np.arange(1, T + 1), e["per_step"], marker="o", ms=3, label=e["method"])
+            ax.set_xticks(np.arange(1, T + 1, max(1, T // 7)))
+            ax.set_title(f"{arch}, T = {T}", fontsize="small")
+            ax.set_xlabel("time step")
+            ax.set_ylabel("share of relevance")
+            ax.set_ylim(0, 1)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize="x-small")
         fig.suptitle(f"Relevance per time step: {dataset} (profile {profile})")
         path = folder / f"per_step_{profile}_{dataset}.png"
         plot.save_png(fig, path, dpi=100)
