@@ -81,10 +81,11 @@ def score_method(predict, images, R, masks, T: int, flip_steps: int, aopc_steps:
     return scores
 
 
-def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool):
+def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool, tag: str = ""):
     """(model, history, reused): a model trained on ``train``, or the one in the checkpoint that an
     interrupted run of this job, or a job with the same training settings, left behind (the history
-    travels in the checkpoint's ``extra``)."""
+    travels in the checkpoint's ``extra``). Without progress bars (jobs in worker processes), each
+    epoch prints one line starting with ``tag``, so a long job still shows that it moves."""
     from .. import io, models, training
 
     if not force and ckpt.is_file():
@@ -97,10 +98,17 @@ def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool)
                          n_classes=train.n_classes, seed=config["seed"])
     history = training.fit(model, train, val, epochs=config["epochs"], batch_size=config["batch_size"],
                            lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
-                           seed=config["seed"], progress=progress)
+                           seed=config["seed"], progress=progress,
+                           callback=None if progress else lambda record, *_: _print_epoch(tag, record, config))
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     io.save(model, ckpt, extra={"job": config, "history": history})    # atomic: temp file + rename
     return model, history, False
+
+
+def _print_epoch(tag, record, config):
+    val = "" if record["val_acc"] is None else f", val_acc {record['val_acc']:.4f}"
+    print(f"{tag} epoch {record['epoch'] + 1}/{config['epochs']}: loss {record['loss']:.4f}{val} "
+          f"({record['seconds']:.0f} s)", flush=True)
 
 
 def run_job(config: dict, out_dir, device: str = "cpu", data_dir=None, progress: bool = True,
@@ -125,7 +133,7 @@ def run_job(config: dict, out_dir, device: str = "cpu", data_dir=None, progress:
 
     train, val, test = load_split(config, data_dir)
     ckpt = out_dir / "checkpoints" / f"{model_hash(config)}.npz"
-    model, history, reused = _train_or_reuse(config, train, val, ckpt, force, progress)
+    model, history, reused = _train_or_reuse(config, train, val, ckpt, force, progress, tag=f"[job {h[:10]}]")
     acc = training.accuracy(model, test)
 
     n_explain = len(test) if config["explain_size"] is None else min(config["explain_size"], len(test))
