@@ -19,6 +19,8 @@ import platform
 import sys
 import time
 
+from threads import limit_threads  # benchmarks/threads.py, beside this script
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 # numpy, numba and lrpnet are imported in main(), after --threads has set the thread counts
 
@@ -126,9 +128,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.model_repeats < 1:
         parser.error(f"--repeats and --model-repeats must be at least 1, got {args.repeats}, {args.model_repeats}")
-    if args.threads is not None:
-        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    limit_threads(args.threads)
     import numpy
     import numba
     from lrpnet import backend

@@ -16,6 +16,8 @@ import platform
 import sys
 import time
 
+from threads import limit_threads  # benchmarks/threads.py, beside this script
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 # numpy and lrpnet are imported in main(), after --threads has set the BLAS thread count
 
@@ -51,9 +53,7 @@ def main(argv=None):
                         help="BLAS threads (sets OMP/OPENBLAS/MKL_NUM_THREADS; on a busy machine 1 avoids "
                              "oversubscription, which can make numpy ten times slower)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    limit_threads(args.threads)
     import numpy
     from lrpnet import backend
 
