@@ -16,25 +16,58 @@ Three backends exist:
 
 Operations are registered by name (``@register("relu_forward")``) and a kernel is registered under
 the same name for its backend, so a reader can put the reference and the kernel side by side.
+
+The default backend of a process is ``$LRPNET_BACKEND`` (numpy when unset), so a whole program or
+test suite runs under any backend; ``use`` and ``using`` change it for the current thread.
+
+Where arrays live: "numpy" and "numba" keep arrays on the host ("cpu"), "cupy" on the GPU ("gpu").
+The backend in force and the arrays it is given must agree: a model carries its backend
+(``model.to("cupy")``), and code that meets an array of the other device raises ``DeviceMismatch``,
+naming both, instead of a TypeError deep inside an operation.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import threading
 
 import numpy
 
 BACKENDS = ("numpy", "numba", "cupy")
+DEVICES = {"numpy": "cpu", "numba": "cpu", "cupy": "gpu"}     # where each backend keeps its arrays
 DTYPES = ("float32", "float64")
+ENV_VAR = "LRPNET_BACKEND"
+
+
+class DeviceMismatch(TypeError):
+    """Host and device arrays met, or a model and the backend in force live on different devices."""
 
 _state = threading.local()
 _registry: dict[str, dict[str, object]] = {}   # op name -> {backend name -> implementation}
 _kernels_loaded: set[str] = set()
 
 
+_process_default: str | None = None
+
+
+def default() -> str:
+    """The process's default backend: ``$LRPNET_BACKEND``, or "numpy" when it is unset or empty.
+    Checked (and its kernels loaded) on first use; a bad value is an error naming the variable."""
+    global _process_default
+    if _process_default is None:
+        wanted = os.environ.get(ENV_VAR, "").strip() or "numpy"
+        if wanted not in BACKENDS:
+            raise ValueError(f"{ENV_VAR}={wanted!r} is not a backend; expected one of {', '.join(BACKENDS)}")
+        _check_usable(wanted, f" ({ENV_VAR}={wanted})")
+        _load_kernels(wanted)
+        _process_default = wanted
+    return _process_default
+
+
 def _current() -> str:
-    return getattr(_state, "name", "numpy")
+    name_ = getattr(_state, "name", None)
+    return default() if name_ is None else name_
 
 
 def name() -> str:
@@ -53,25 +86,64 @@ def available() -> list[str]:
 
 
 def gpu_available() -> bool:
-    """True when CuPy imports and sees at least one CUDA device."""
+    """True when CuPy imports and sees at least one CUDA device (``gpu_status`` says why not)."""
+    return gpu_status()[0]
+
+
+def gpu_status() -> tuple[bool, str]:
+    """(usable, reason): whether the "cupy" backend can run here, and in words why or why not: CuPy
+    not installed or failing to import, a CUDA driver older than the runtime CuPy was built for (the
+    wheel must match: cupy-cuda12x for CUDA 12 drivers, cupy-cuda13x for CUDA 13), no device."""
     if importlib.util.find_spec("cupy") is None:
-        return False
+        return False, "CuPy is not installed (pip install 'lrpnet[gpu]')"
     try:
         import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no driver, no device: CuPy raises several kinds of errors
-        return False
+    except Exception as e:  # a broken install raises ImportError, OSError (a missing libcuda) ...
+        return False, f"CuPy failed to import: {type(e).__name__}: {e}"
+    runtime = cupy.cuda.runtime
+    try:
+        count = runtime.getDeviceCount()
+    except Exception as e:  # CUDARuntimeError: no driver, a driver too old for the runtime, no device
+        return False, _no_device_reason(runtime, e)
+    if count < 1:
+        return False, "CuPy sees no CUDA device"
+    standin = " (the CPU stand-in for CuPy)" if getattr(cupy, "STANDIN", False) else ""
+    return True, f"CuPy {cupy.__version__} sees {count} CUDA device(s){standin}"
+
+
+def _no_device_reason(runtime, error) -> str:
+    """Why getDeviceCount failed, in words: compares the driver's CUDA version with CuPy's runtime."""
+    def version(get):
+        try:
+            v = int(get())
+            return f"{v // 1000}.{v % 1000 // 10}", v
+        except Exception:
+            return None, None
+    driver, driver_v = version(runtime.driverGetVersion)
+    built, built_v = version(runtime.runtimeGetVersion)
+    if driver_v == 0:
+        return f"no CUDA driver is installed ({type(error).__name__}: {error})"
+    if driver_v is not None and built_v is not None and driver_v < built_v:
+        return (f"the CUDA driver supports CUDA {driver}, older than the CUDA {built} runtime CuPy was "
+                f"built for: update the driver, or install the CuPy wheel of the driver's CUDA "
+                f"(cupy-cuda12x for CUDA 12) ({type(error).__name__}: {error})")
+    return f"no usable CUDA device ({type(error).__name__}: {error}; driver CUDA {driver or 'unknown'})"
+
+
+def _check_usable(backend: str, where: str = "") -> None:
+    if backend == "numba" and importlib.util.find_spec("numba") is None:
+        raise RuntimeError(f"backend 'numba'{where} needs the numba package: pip install numba")
+    if backend == "cupy":
+        ok, reason = gpu_status()
+        if not ok:
+            raise RuntimeError(f"backend 'cupy'{where} needs CuPy and a CUDA GPU: {reason}")
 
 
 def use(backend: str) -> None:
     """Make ``backend`` ("numpy", "numba" or "cupy") the active backend of this thread."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if backend == "numba" and importlib.util.find_spec("numba") is None:
-        raise RuntimeError("backend 'numba' needs the numba package: pip install numba")
-    if backend == "cupy" and not gpu_available():
-        raise RuntimeError("backend 'cupy' needs CuPy and a CUDA GPU; none was found "
-                           "(pip install 'lrpnet[gpu]' on a machine with a GPU)")
+    _check_usable(backend)
     _load_kernels(backend)
     _state.name = backend
 
@@ -79,7 +151,7 @@ def use(backend: str) -> None:
 @contextlib.contextmanager
 def using(backend: str):
     """Context manager: ``with backend.using("numba"): ...`` and the previous backend comes back."""
-    previous = _current()
+    previous = getattr(_state, "name", None)
     use(backend)
     try:
         yield
@@ -93,6 +165,40 @@ def xp():
         import cupy
         return cupy
     return numpy
+
+
+def device(backend: str | None = None) -> str:
+    """Where ``backend`` (default: the active one) keeps its arrays: "cpu" or "gpu"."""
+    return DEVICES[_current() if backend is None else backend]
+
+
+def device_of(a) -> str | None:
+    """Where the array ``a`` lives: "cpu" (a NumPy array), "gpu" (a CuPy array), None otherwise."""
+    if isinstance(a, numpy.ndarray):
+        return "cpu"
+    return "gpu" if type(a).__module__.split(".")[0] == "cupy" else None
+
+
+def describe(a) -> str:
+    """``a`` in a few words for an error message: its type, device, dtype and shape."""
+    where = device_of(a)
+    kind = f"{type(a).__module__.split('.')[0]}.{type(a).__name__}"
+    return f"{kind} on the {where or 'unknown device'} ({getattr(a, 'dtype', '?')}, shape {tuple(getattr(a, 'shape', ()))})"
+
+
+def check_on(a, where: str, what: str) -> None:
+    """Raise ``DeviceMismatch`` unless the array ``a`` lives on ``where`` ("cpu" or "gpu")."""
+    got = device_of(a)
+    if got != where:
+        raise DeviceMismatch(f"{what} is a {describe(a)}, but the arrays here live on the {where}: "
+                             f"move it explicitly (backend.asarray on the target backend, or backend.to_numpy)")
+
+
+def synchronize() -> None:
+    """Wait for the device to finish queued work (for timing); nothing to do on the host."""
+    if _current() == "cupy":
+        import cupy
+        cupy.cuda.get_current_stream().synchronize()
 
 
 def register(op_name: str, backend: str = "numpy"):
@@ -129,9 +235,14 @@ def operations() -> list[str]:
 
 
 def _load_kernels(backend: str) -> None:
-    """Import ``kernels.<backend>`` once, which registers its kernels."""
+    """Import ``kernels.<backend>`` once, which registers its kernels. Not under the CPU stand-in for
+    CuPy (tests/standin), which runs the references on its strict arrays and cannot run CUDA code."""
     if backend == "numpy" or backend in _kernels_loaded:
         return
+    if backend == "cupy":
+        import cupy
+        if getattr(cupy, "STANDIN", False):
+            return
     importlib.import_module(f"kernels.{backend}")
     _kernels_loaded.add(backend)
 
@@ -157,3 +268,38 @@ def to_numpy(a) -> numpy.ndarray:
         return a
     get = getattr(a, "get", None)
     return get() if callable(get) else numpy.asarray(a)
+
+
+def fetch(arrays: dict) -> dict:
+    """``{name: array}`` copied to the host as NumPy arrays with one transfer per dtype: device arrays
+    of one dtype are flattened into one buffer, copied, and cut apart again (a copy per array would
+    wait for the device once per array)."""
+    out, by_dtype = {}, {}
+    for k, a in arrays.items():
+        if a is None or isinstance(a, numpy.ndarray):
+            out[k] = a
+        else:
+            by_dtype.setdefault(a.dtype, []).append(k)
+    for keys in by_dtype.values():
+        mod = importlib.import_module(type(arrays[keys[0]]).__module__.split(".")[0])
+        flat = to_numpy(mod.concatenate([arrays[k].reshape(-1) for k in keys]))
+        start = 0
+        for k in keys:
+            a = arrays[k]
+            out[k] = flat[start:start + a.size].reshape(a.shape)
+            start += a.size
+    return out
+
+
+def random_state(seed_words):
+    """A random generator for the active backend, seeded by a list of ints (``[seed, epoch, stream]``).
+
+    On the host: ``numpy.random.default_rng(seed_words)``. On the GPU: a CuPy generator seeded from the
+    same words (one 64-bit word drawn by NumPy's SeedSequence), so draws such as dropout masks happen
+    on the device with no upload; its streams differ from NumPy's, so GPU masks differ from the CPU's.
+    """
+    if device() == "cpu":
+        return numpy.random.default_rng(seed_words)
+    import cupy
+    seed = int(numpy.random.SeedSequence(seed_words).generate_state(1, dtype=numpy.uint64)[0])
+    return cupy.random.RandomState(seed)

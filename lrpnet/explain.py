@@ -82,17 +82,19 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
     name, comp = _method(method, composite, gates)
-    x = model.check_input(x)
-    n = x.shape[0]
-    targets = _targets(target, n, model)
-    step = max(n, 1) if batch_size is None else int(batch_size)
-    if step < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-    parts = [_explain_batch(model, x[i:i + step], name, comp, targets if isinstance(targets, str) else targets[i:i + step],
-                            start, return_details and step >= n)
-             for i in range(0, max(n, 1), step)]
+    with model.running():
+        x = model.check_input(x)
+        n = x.shape[0]
+        targets = _targets(target, n, model)
+        step = max(n, 1) if batch_size is None else int(batch_size)
+        if step < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+        parts = [_explain_batch(model, x[i:i + step], name, comp,
+                                targets if isinstance(targets, str) else targets[i:i + step],
+                                start, return_details, return_details and step >= n)
+                 for i in range(0, max(n, 1), step)]
     if not return_details:
-        return numpy.concatenate([p.relevance for p in parts])
+        return numpy.concatenate(parts)
     return _concat(parts, name)
 
 
@@ -120,34 +122,40 @@ def _targets(target, n, model):
         if target != "predicted":
             raise ValueError(f"target must be 'predicted', an int class or an int array, got {target!r}")
         return target
-    if isinstance(target, (int, numpy.integer)):
+    if isinstance(target, (int, numpy.integer)) and not isinstance(target, bool):
         if not 0 <= int(target) < model.n_classes:
             raise ValueError(f"target class {target} is outside [0, {model.n_classes})")
-        return numpy.full(n, int(target), dtype=numpy.int64)
-    return backend.to_numpy(model.check_labels(target, n))
+        return backend.xp().full(n, int(target), dtype=backend.xp().int64)
+    return model.check_labels(target, n)         # on the model's device: sliced per chunk there
 
 
-def _explain_batch(model, x, method, comp, target, start, keep):
+def _explain_batch(model, x, method, comp, target, start, details, keep):
+    """One chunk's relevance (a NumPy array) or, with ``details``, its ``Explanation``. Everything
+    stays on the device until the end, which copies to the host once per dtype (``backend.fetch``)."""
     xp = backend.xp()
-    tape, x_var, out = model.trace(x)
+    tape, x_var, out = model.trace(x, checked=True)
     logits = out.value
     n = logits.shape[0]
     if isinstance(target, str):
-        target = backend.to_numpy(xp.argmax(logits, axis=1))
+        target = xp.argmax(logits, axis=1)
     onehot = xp.zeros_like(logits)
-    onehot[xp.arange(n), backend.asarray(target)] = 1.0
+    onehot[xp.arange(n), target] = 1
     f = (logits * onehot).sum(axis=1)
     score = {"relu_logit": xp.maximum(f, 0), "logit": f, "onehot": xp.ones_like(f)}[start]
     if comp is None:
         relevance = _gradient_method(tape, x_var, out, onehot, method)
-        details = dict(absorbed=xp.zeros_like(f), per_step=None, per_layer={}, signals={})
+        info = dict(absorbed=xp.zeros_like(f), per_step=None, per_layer={}, signals={})
     else:
-        relevance, details = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep)
-    np_ = backend.to_numpy
-    return Explanation(np_(relevance), np_(score), np_(details["absorbed"]),
-                       None if details["per_step"] is None else np_(details["per_step"]),
-                       {k: np_(v) for k, v in details["per_layer"].items()},
-                       numpy.asarray(target), np_(logits), method, tape if keep else None, details["signals"])
+        relevance, info = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep)
+    if not details:
+        return backend.to_numpy(relevance)
+    layers = list(info["per_layer"])
+    got = backend.fetch({"relevance": relevance, "score": score, "absorbed": info["absorbed"],
+                         "per_step": info["per_step"], "target": target, "logits": logits,
+                         **{("layer", k): v for k, v in info["per_layer"].items()}})
+    return Explanation(got["relevance"], got["score"], got["absorbed"], got["per_step"],
+                       {k: got[("layer", k)] for k in layers}, got["target"].astype(numpy.int64),
+                       got["logits"], method, tape if keep else None, info["signals"])
 
 
 def _gradient_method(tape, x_var, out, onehot, method):
@@ -214,7 +222,7 @@ def node_rule(node, R, comp):
         elif isinstance(mask, str) or comp["input"] == comp[kind]:
             R_in, lost = rules.linear(layer, x, R, *comp["input"])
         else:
-            R_in, lost = rules.linear(layer, x, R, rule, params, mask.astype(x.dtype), *comp["input"])
+            R_in, lost = rules.linear(layer, x, R, rule, params, mask, *comp["input"])
         return (R_in,), lost
     rule, params = comp[kind]
     zero = xp.zeros_like(R)
@@ -256,7 +264,7 @@ def pixel_mask(node):
     for u in made.inputs:
         shape = [1] * v.value.ndim
         shape[axis] = u.value.shape[axis]
-        parts.append(xp.full(shape, 1.0 if u.tag == "input" else 0.0))
+        parts.append(xp.full(shape, 1 if u.tag == "input" else 0, dtype=v.value.dtype))
     return xp.concatenate(parts, axis=axis)
 
 

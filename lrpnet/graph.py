@@ -65,6 +65,7 @@ class Tape:
     train: bool = False
     rng: object = None
     record: bool = True
+    array_type: type | None = None   # the array type of this pass (numpy or cupy); others are refused
     nodes: list = field(default_factory=list)
     memo: dict = field(default_factory=dict)
     step: int | None = None
@@ -75,6 +76,10 @@ class Tape:
 
     def apply(self, layer, *inputs: Var) -> Var:
         """Run ``layer.forward`` on the inputs' values and record the node."""
+        if self.array_type is not None:
+            for k, v in enumerate(inputs):
+                if not isinstance(v.value, self.array_type):
+                    self._mismatch(layer, k, v.value)
         y, cache = layer.forward(self, *(v.value for v in inputs))
         tag = inputs[0].tag if layer.shape_only and len(inputs) == 1 else None
         out = Var(y, None, tag)
@@ -82,6 +87,12 @@ class Tape:
             out.node = Node(layer, inputs, out, cache, self.step)
             self.nodes.append(out.node)
         return out
+
+    def _mismatch(self, layer, k, value):
+        from .backend import DeviceMismatch, describe
+        raise DeviceMismatch(f"layer {layer.name or layer.kind!r} ({layer.kind}, step {self.step}): input {k} "
+                             f"is a {describe(value)}, but this pass runs on "
+                             f"{self.array_type.__module__.split('.')[0]}.{self.array_type.__name__} arrays")
 
     def reverse(self, seeds: dict, local_step: Callable, keep: bool = False) -> dict:
         """Walk the tape backwards, carrying a signal (gradient or relevance) from outputs to inputs.

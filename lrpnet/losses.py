@@ -10,7 +10,8 @@ from . import backend
 
 
 def softmax_xent_zero_logit(logits, labels):
-    """Mean loss over the batch and its gradient with respect to ``logits`` (N, C)."""
+    """Mean loss over the batch (a 0-d array: on a GPU it stays there, reading it is the caller's
+    choice) and its gradient with respect to ``logits`` (N, C)."""
     xp = backend.xp()
     n = logits.shape[0]
     z = xp.concatenate([logits, xp.zeros((n, 1), dtype=logits.dtype)], axis=1)
@@ -20,4 +21,4 @@ def softmax_xent_zero_logit(logits, labels):
     loss = -log_p[rows, labels].mean()
     dz = xp.exp(log_p)
     dz[rows, labels] -= 1
-    return float(loss), (dz[:, :-1] / n).astype(logits.dtype, copy=False)
+    return loss, (dz[:, :-1] / n).astype(logits.dtype, copy=False)

@@ -61,9 +61,33 @@ def neg(a):
     return backend.xp().minimum(a, 0)
 
 
+@backend.register("sign")
 def sign(z):
     """+1 where z >= 0, -1 elsewhere: a stabiliser eps sign(z) never cancels z, even at z = 0."""
-    return backend.xp().where(z >= 0, 1.0, -1.0).astype(z.dtype, copy=False)
+    one = z.dtype.type(1)
+    return backend.xp().where(z >= 0, one, -one)
+
+
+@backend.register("lrp_divide")
+def lrp_divide(R, z, eps, coef):
+    """The stabilised division every rule below shares, and what it absorbs:
+
+        d = z + eps sign(z)         (d = z when eps = 0)
+        s = coef R / d,             and s = 0 where d = 0
+        absorbed = s eps sign(z) + (coef R where d = 0)
+
+    so that s d + (coef R where d = 0) = coef R: with z = sum of contributions + b', the relevance
+    sent back (s times the contributions) plus s b' plus ``absorbed`` is coef R (module docstring)."""
+    xp = backend.xp()
+    cR = coef * R if coef != 1 else R
+    if eps:
+        stab = eps * backend.op("sign")(z)
+        d = z + stab
+    else:
+        d = z
+    s = safe_divide(cR, d)
+    lost = xp.where(d == 0, cR, 0)
+    return s, (s * stab + lost if eps else lost)
 
 
 def safe_divide(a, b):
@@ -80,23 +104,20 @@ def propagate(layer, x_shape, R, groups):
     R_in = xp.zeros(x_shape, dtype=R.dtype)
     absorbed = xp.zeros_like(R)
     for g in groups:
-        # a pair whose x' is all zero adds nothing (x- of ReLU activations): skip its two passes
-        pairs = [(xi, wi) for xi, wi in g.pairs if bool(xi.any())] or g.pairs[:1]
-        g = g._replace(pairs=pairs)
+        # a pair whose x' is all zero adds nothing (x- of ReLU activations): skip its two passes on
+        # the CPU; on a GPU, asking whether it is zero would wait for the device, so compute it
+        if backend.device() == "cpu":
+            g = g._replace(pairs=[(xi, wi) for xi, wi in g.pairs if bool(xi.any())] or g.pairs[:1])
         z = None
         for xi, wi in g.pairs:
             zi = layer.linear(xi, wi)
             z = zi if z is None else z + zi
-        absorbing = xp.zeros_like(z) if g.bias is None else xp.broadcast_to(g.bias, z.shape)
         if g.bias is not None:
             z = z + g.bias
-        if g.eps:
-            absorbing = absorbing + g.eps * sign(z)
-        denominator = z + g.eps * sign(z) if g.eps else z
-        s = safe_divide(g.coef * R, denominator)
+        s, lost = backend.op("lrp_divide")(R, z, g.eps, g.coef)
         for xi, wi in g.pairs:
             R_in = R_in + xi * layer.linear_input_grad(wi, s, x_shape)
-        absorbed = absorbed + s * absorbing + xp.where(denominator == 0, g.coef * R, 0.0)
+        absorbed = absorbed + lost + (0 if g.bias is None else s * g.bias)
     return R_in, absorbed
 
 
@@ -202,12 +223,8 @@ def pool_proportional(layer, cache, x, a, R, eps=0.0):
     """R_in = x * (da/dx)^T (R / a) (THESIS.md section 4) with the pool's own backward as (da/dx)^T.
     Every pool is positively homogeneous (sum_i x_i da/dx_i = a), so only the stabiliser and zero
     outputs absorb: absorbed = s eps sign(a), and R where a + eps sign(a) = 0."""
-    xp = backend.xp()
-    denominator = a + eps * sign(a) if eps else a
-    s = safe_divide(R, denominator)
-    R_in = x * layer.backward(cache, s)[0][0]
-    absorbed = s * (eps * sign(a) if eps else 0.0) + xp.where(denominator == 0, R, 0.0)
-    return R_in, absorbed
+    s, absorbed = backend.op("lrp_divide")(R, a, eps, 1.0)
+    return x * layer.backward(cache, s)[0][0], absorbed
 
 
 def pool_winner_take_all(layer, cache, R):
@@ -222,13 +239,10 @@ def pool_winner_take_all(layer, cache, R):
 def add_proportional(xs, R, eps=1e-6):
     """y = sum_i x_i: R_i = x_i / (y + eps sign(y)) R (the accumulator c_t = f c_{t-1} + i c~ of
     Arras et al. 2017); absorbed = s eps sign(y), and R where the denominator is 0."""
-    xp = backend.xp()
     y = xs[0]
     for xi in xs[1:]:
         y = y + xi
-    denominator = y + eps * sign(y) if eps else y
-    s = safe_divide(R, denominator)
-    absorbed = s * (eps * sign(y) if eps else 0.0) + xp.where(denominator == 0, R, 0.0)
+    s, absorbed = backend.op("lrp_divide")(R, y, eps, 1.0)
     return tuple(xi * s for xi in xs), absorbed
 
 
@@ -241,11 +255,7 @@ def gate_signal_take_all(gate, signal, R):
 def gate_prop(gate, signal, R, eps=1e-6):
     """y = gate * signal, LRP-prop (Arras et al. 2019, after Ding et al. 2017): the two factors share R
     in proportion to their values, R_g = g / (g + s) R, R_s = s / (g + s) R, stabilised by eps."""
-    xp = backend.xp()
-    total = gate + signal
-    denominator = total + eps * sign(total) if eps else total
-    s = safe_divide(R, denominator)
-    absorbed = s * (eps * sign(total) if eps else 0.0) + xp.where(denominator == 0, R, 0.0)
+    s, absorbed = backend.op("lrp_divide")(R, gate + signal, eps, 1.0)
     return (gate * s, signal * s), absorbed
 
 

@@ -15,6 +15,13 @@ Reproducibility: the order of epoch e is drawn from ``(seed, e)`` (by the datase
 dropout masks from ``default_rng([seed, e, 1])``. Epoch e therefore depends only on the weights and
 the Adam state at its start, so training resumed at an epoch boundary (``Adam.state_dict`` /
 ``load_state_dict`` plus ``start_epoch``) reproduces uninterrupted training exactly.
+
+On a GPU (a model moved with ``model.to("cupy")``) the loop keeps everything on the device: the
+datasets are copied there once (``lrpnet.data.on_device``), batches are gathered and dropout masks
+drawn there (CuPy's generator, seeded from the same words: the batch order is the CPU's, the masks
+are not), and the loss, the running accuracy and the divergence check stay on the device, read every
+``check_every`` batches. A batch whose loss is not finite is skipped on the device (the Adam update
+is masked), so ``TrainingDiverged`` still leaves the weights as they were before that batch.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import time
 import numpy
 
 from . import backend
+from .data.device import on_device
 from .losses import softmax_xent_zero_logit
 
 __all__ = ["Adam", "ArrayDataset", "fit", "accuracy", "TrainingDiverged"]
@@ -33,6 +41,30 @@ DROPOUT_STREAM = 1   # third word of the dropout seed: keeps dropout draws apart
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the message names the epoch and the batch."""
+
+
+@backend.register("adam_update")
+def adam_update(p, g, m, v, beta1, beta2, step, eps):
+    """One Adam update of p, m and v in place (``Adam.step`` docstring); ``step`` and ``eps`` carry
+    the bias corrections."""
+    xp = backend.xp()
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    p -= (step * m / (xp.sqrt(v) + eps)).astype(p.dtype, copy=False)
+
+
+@backend.register("adam_update_masked")
+def adam_update_masked(p, g, m, v, beta1, beta2, step, eps, ok):
+    """``adam_update`` where the 0-d boolean array ``ok`` is true; p, m and v unchanged elsewhere
+    (skips a diverged batch on the device without reading ``ok`` on the host)."""
+    xp = backend.xp()
+    m_new = beta1 * m + (1.0 - beta1) * g
+    v_new = beta2 * v + (1.0 - beta2) * (g * g)
+    p_new = p - (step * m_new / (xp.sqrt(v_new) + eps)).astype(p.dtype, copy=False)
+    for old, new in ((m, m_new), (v, v_new), (p, p_new)):
+        old[...] = xp.where(ok, new, old)
 
 
 class Adam:
@@ -63,14 +95,14 @@ class Adam:
         self.m = {k: xp.zeros_like(p) for k, p in self.params.items()}
         self.v = {k: xp.zeros_like(p) for k, p in self.params.items()}
 
-    def step(self, grads: dict) -> None:
-        """One update of every parameter from ``grads`` (name -> array shaped like the parameter)."""
+    def step(self, grads: dict, ok=None) -> None:
+        """One update of every parameter from ``grads`` (name -> array shaped like the parameter).
+        ``ok``: a 0-d boolean array; where it is false nothing changes (the step count still moves)."""
         missing = sorted(set(self.params) - set(grads))
         unknown = sorted(set(grads) - set(self.params))
         if missing or unknown:
             raise KeyError(f"Adam.step: gradients do not match the parameters "
                            f"(missing: {missing or 'none'}; unknown: {unknown or 'none'})")
-        xp = backend.xp()
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # fold the bias corrections into one step size and one eps, so the update is one pass:
@@ -83,12 +115,10 @@ class Adam:
             if g.shape != p.shape:
                 raise ValueError(f"Adam.step: gradient of {k!r} has shape {tuple(g.shape)}, "
                                  f"the parameter {tuple(p.shape)}")
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            p -= (step * m / (xp.sqrt(v) + eps)).astype(p.dtype, copy=False)
+            if ok is None:
+                backend.op("adam_update")(p, g, self.m[k], self.v[k], b1, b2, step, eps)
+            else:
+                backend.op("adam_update_masked")(p, g, self.m[k], self.v[k], b1, b2, step, eps, ok)
 
     def state_dict(self) -> dict:
         """The optimiser's state as host (NumPy) arrays and numbers: enough to resume training."""
@@ -150,32 +180,22 @@ class ArrayDataset:
 
 
 def accuracy(model, ds, batch_size=500) -> float:
-    """Share of ``ds`` that ``model`` classifies correctly (argmax of the logits), in batches."""
+    """Share of ``ds`` that ``model`` classifies correctly (argmax of the logits), in batches. On a GPU
+    the dataset is copied to the device once and the count stays there until the end."""
     if len(ds) == 0:
         raise ValueError("accuracy: the dataset is empty")
-    correct = 0
-    for images, labels in ds.batches(batch_size, shuffle=False):
-        pred = model.predict(images, batch_size=batch_size).argmax(axis=1)
-        correct += int((pred == numpy.asarray(labels)).sum())
-    return correct / len(ds)
-
-
-def _train_step(model, images, labels, rng):
-    """Loss, gradients and predicted classes of one training batch (dropout on).
-
-    This is ``Model.loss_and_grads`` keeping the logits as well, so the running accuracy costs no
-    second forward pass."""
-    tape, _, out = model.trace(images, train=True, rng=rng)
-    y = model.check_labels(labels, out.value.shape[0])
-    loss, dlogits = softmax_xent_zero_logit(out.value, y)
-    if not math.isfinite(loss):
-        return loss, None, None
-    _, grads = tape.backward({out: dlogits})
-    xp = backend.xp()
-    for name, p in model.params.items():     # a parameter no path reached has zero gradient
-        if name not in grads:
-            grads[name] = xp.zeros_like(p)
-    return loss, grads, backend.to_numpy(out.value.argmax(axis=1))
+    with model.running():
+        if model.device == "cpu":
+            correct = 0
+            for images, labels in ds.batches(batch_size, shuffle=False):
+                pred = model.predict(images, batch_size=batch_size).argmax(axis=1)
+                correct += int((pred == numpy.asarray(labels)).sum())
+            return correct / len(ds)
+        correct = 0
+        for images, labels in on_device(ds, model.dtype, model.n_classes).batches(batch_size, shuffle=False):
+            logits = model.trace(images, record=False, checked=True)[2].value
+            correct = correct + (logits.argmax(axis=1) == labels).sum()
+        return int(correct) / len(ds)
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -190,7 +210,8 @@ def learning_rate(lr, schedule, progress):
 
 
 def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progress=True,
-        callback=None, max_batches=None, *, optimizer=None, start_epoch=0, lr_schedule="constant") -> list:
+        callback=None, max_batches=None, *, optimizer=None, start_epoch=0, lr_schedule="constant",
+        check_every=None) -> list:
     """Train ``model`` in place with Adam on the study's loss; returns the history.
 
     Trains epochs ``start_epoch, ..., epochs - 1`` (so ``epochs`` is where training ends: to resume
@@ -203,6 +224,8 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
     batch by batch; a resumed run continues the same curve).
     ``callback(record, model, optimizer)`` runs after each epoch (to save checkpoints, for instance);
     returning True stops training.
+    ``check_every``: batches between two reads of the loss and accuracy on the host (default: every
+    batch on the CPU, where reading costs nothing; every 50 on a GPU, where each read waits for it).
 
     Returns a list with one dict per epoch: ``{"epoch", "loss" (mean training loss), "train_acc"
     (running accuracy of the training batches, dropout on), "val_acc" (None without ``val``),
@@ -218,42 +241,53 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         raise ValueError(f"fit: start_epoch must be in [0, epochs={epochs}], got {start_epoch}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"fit: unknown lr_schedule {lr_schedule!r}; expected one of {LR_SCHEDULES}")
+    if check_every is not None and check_every < 1:
+        raise ValueError(f"fit: check_every must be >= 1 or None, got {check_every}")
+    with model.running():
+        return _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches,
+                    optimizer, start_epoch, lr_schedule, check_every)
+
+
+def _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches, optimizer,
+         start_epoch, lr_schedule, check_every):
     opt = optimizer if optimizer is not None else Adam(model.params, lr=lr)
     base_lr = opt.lr if optimizer is not None and lr_schedule == "constant" else lr
     if set(opt.params) != set(model.params):
         raise ValueError("fit: the optimizer's parameters are not the model's")
+    on_gpu = model.device == "gpu"
+    if check_every is None:
+        check_every = GPU_CHECK_EVERY if on_gpu else 1
+    source = on_device(train, model.dtype, model.n_classes) if on_gpu else train
     n_batches = math.ceil(len(train) / batch_size)
     if max_batches is not None:
         n_batches = min(n_batches, max_batches)
     history = []
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
-        rng = numpy.random.default_rng([int(seed), epoch, DROPOUT_STREAM])
+        rng = backend.random_state([int(seed), epoch, DROPOUT_STREAM])
         bar = _progress_bar(progress, n_batches, f"epoch {epoch + 1}/{epochs}")
-        loss_sum, correct, seen = 0.0, 0, 0
-        for b, (images, labels) in enumerate(train.batches(batch_size, shuffle=True, seed=seed, epoch=epoch)):
+        run = _Running(on_gpu)
+        for b, (images, labels) in enumerate(source.batches(batch_size, shuffle=True, seed=seed, epoch=epoch)):
             if b == n_batches:
                 break
             opt.lr = learning_rate(base_lr, lr_schedule, (epoch * n_batches + b) / (epochs * n_batches))
-            loss, grads, pred = _train_step(model, images, labels, rng)
-            if grads is None:
-                if bar is not None:
-                    bar.close()
-                raise TrainingDiverged(f"fit: the loss became {loss} at epoch {epoch}, batch {b} "
-                                       f"(the weights are as before that batch); lower the learning "
-                                       f"rate (lr={opt.lr}) or check the data for extreme values")
-            opt.step(grads)
-            n = len(labels)
-            loss_sum += loss * n
-            correct += int((pred == numpy.asarray(labels)).sum())
-            seen += n
+            tape, _, out = model.trace(images, train=True, rng=rng, checked=on_gpu)
+            y = labels if on_gpu else model.check_labels(labels, out.value.shape[0])
+            loss, dlogits = softmax_xent_zero_logit(out.value, y)
+            ok = run.add(b, loss, (out.value.argmax(axis=1) == y).sum(), len(labels))
+            last = b == n_batches - 1
+            if ok is None:         # the CPU: a loss that is not finite stops before the update
+                run.check(bar, epoch, b, opt.lr)
+            opt.step(model.param_grads(tape, out, dlogits), ok=ok)
             if bar is not None:
                 bar.update(1)
-                if b % 10 == 0 or b == n_batches - 1:
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+            if ok is not None and ((b + 1) % check_every == 0 or last):
+                run.check(bar, epoch, b, opt.lr)
+            if bar is not None and (b % 10 == 0 or last) and run.read is not None:
+                bar.set_postfix(loss=f"{run.loss:.4f}", acc=f"{run.acc:.4f}", refresh=False)
         if bar is not None:
             bar.close()
-        record = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
+        record = {"epoch": epoch, "loss": run.loss, "train_acc": run.acc,
                   "val_acc": accuracy(model, val) if val is not None else None,
                   "seconds": time.perf_counter() - started}
         history.append(record)
@@ -262,6 +296,67 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         if callback is not None and callback(record, model, opt):
             break
     return history
+
+
+GPU_CHECK_EVERY = 50
+
+
+class _Running:
+    """An epoch's running loss and accuracy, and its divergence check.
+
+    On the CPU the loss is read after every batch, and a loss that is not finite stops training before
+    its update. On a GPU the sums, the count of correct predictions and the index of the first batch
+    whose loss was not finite stay on the device (``ok`` masks the updates from that batch on) until
+    ``check`` reads them, in one copy."""
+
+    def __init__(self, on_gpu):
+        self.on_gpu = on_gpu
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        self.ok = self.first_bad = None
+        self.read = None            # (loss_sum, correct) as last read on the host
+
+    def add(self, b, loss, correct, n):
+        """Count one batch; returns the device flag that gates its update (None on the CPU)."""
+        self.seen += n
+        if not self.on_gpu:
+            self.last_loss = float(loss)
+            self.loss_sum += self.last_loss * n
+            self.correct += int(correct)
+            self.read = (self.loss_sum, self.correct)
+            return None
+        xp = backend.xp()
+        finite = xp.isfinite(loss)
+        if self.ok is None:
+            self.ok, self.first_bad = finite, xp.where(finite, -1, b)
+        else:
+            self.first_bad = xp.where(self.ok & ~finite, b, self.first_bad)
+            self.ok = self.ok & finite
+        self.loss_sum = self.loss_sum + xp.where(finite, loss, 0) * n
+        self.correct = self.correct + correct
+        return self.ok
+
+    def check(self, bar, epoch, b, lr):
+        """Read the sums (one copy on a GPU); raise ``TrainingDiverged`` if a loss was not finite."""
+        if self.on_gpu:
+            got = backend.fetch({"loss": self.loss_sum, "correct": self.correct, "bad": self.first_bad})
+            self.read = (float(got["loss"]), int(got["correct"]))
+            bad, loss = int(got["bad"]), "not finite"
+        else:
+            bad, loss = (b, self.last_loss) if not math.isfinite(self.last_loss) else (-1, None)
+        if bad >= 0:
+            if bar is not None:
+                bar.close()
+            raise TrainingDiverged(f"fit: the loss became {loss} at epoch {epoch}, batch {bad} "
+                                   f"(the weights are as before that batch); lower the learning "
+                                   f"rate (lr={lr}) or check the data for extreme values")
+
+    @property
+    def loss(self):
+        return self.read[0] / self.seen
+
+    @property
+    def acc(self):
+        return self.read[1] / self.seen
 
 
 def _progress_bar(progress, total, desc):

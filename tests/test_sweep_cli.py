@@ -75,7 +75,7 @@ def test_missing_data_is_refused(tmp_path, capsys):
 def test_gpu_device_without_gpu_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["--device", "gpu", "--out", str(out)])
-    _check_one_line_error(rc, capsys.readouterr().err, "no CUDA GPU", out)
+    _check_one_line_error(rc, capsys.readouterr().err, "no usable CUDA GPU here: ", out)
 
 
 def test_real_process_exit_status(tmp_path):

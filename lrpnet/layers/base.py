@@ -59,14 +59,32 @@ def truncated_normal(rng, shape, std, dtype):
 def softplus(b):
     """log(1 + exp(b)), computed without overflow."""
     xp = backend.xp()
-    return xp.logaddexp(0.0, b).astype(b.dtype, copy=False)
+    return xp.logaddexp(b.dtype.type(0), b)
+
+
+@backend.register("negsoftplus")
+def negsoftplus(b):
+    """-softplus(b) = -log(1 + exp(b)) <= 0: the effective bias of the study's ReLU units."""
+    return -softplus(b)
+
+
+@backend.register("negsoftplus_grad")
+def negsoftplus_grad(b, g):
+    """The gradient of the parameter b given the gradient g of -softplus(b): -g sigmoid(b)."""
+    return -g * sigmoid(b)
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    """1 / (1 + exp(-x)), computed without overflow for large |x| (the registered "sigmoid_forward")."""
+    return backend.op("sigmoid_forward")(x)
+
+
+@backend.register("sigmoid_forward")
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)) as 1 / (1 + e) for x >= 0 and e / (1 + e) below, with e = exp(-|x|) <= 1."""
     xp = backend.xp()
     e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def inverse_softplus(y: float) -> float:
@@ -110,12 +128,12 @@ class LinearLayer(Layer):
         if self.bias_mode is None:
             return None
         b = self.params["b"]
-        return -softplus(b) if self.bias_mode == "negsoftplus" else b
+        return backend.op("negsoftplus")(b) if self.bias_mode == "negsoftplus" else b
 
     def bias_grad(self, dz_sum):
         """The gradient of the bias parameter from dz summed over every axis but the last."""
         if self.bias_mode == "plain":
             return {"b": dz_sum}
         if self.bias_mode == "negsoftplus":
-            return {"b": -dz_sum * sigmoid(self.params["b"])}   # d(-softplus(b))/db = -sigmoid(b)
+            return {"b": backend.op("negsoftplus_grad")(self.params["b"], dz_sum)}   # -sigmoid(b) dz
         return {}

@@ -3,11 +3,24 @@
 - naive: a fresh mask at every call, so a fresh mask at every time step;
 - stationary: one mask per sequence, drawn at the first step and reused at every step (Gal &
   Ghahramani). The mask lives in ``tape.memo`` under this layer, which is new for every forward pass.
+
+Masks are drawn where they are used: with a NumPy generator on the tape (the CPU), as always; with a
+device generator (``backend.random_state`` on a GPU) on the device, so no mask is uploaded. The GPU's
+draws come from CuPy's generator and differ from the CPU's masks for the same seed.
 """
 from __future__ import annotations
 
+import numpy
+
 from .. import backend
 from .base import Layer
+
+
+@backend.register("dropout_mask")
+def dropout_mask(u, keep):
+    """The inverted-dropout mask from uniform draws u in [0, 1): 1/keep where u < keep, else 0
+    (u's dtype)."""
+    return (u < keep).astype(u.dtype) / u.dtype.type(keep)
 
 
 class Dropout(Layer):
@@ -27,8 +40,11 @@ class Dropout(Layer):
             return mask
         if tape.rng is None:
             raise ValueError("dropout in training needs a random generator on the tape (Tape(rng=...))")
-        keep = backend.asarray(tape.rng.random(shape) < self.keep)
-        mask = keep.astype(dtype) / dtype.type(self.keep)
+        if isinstance(tape.rng, numpy.random.Generator):    # host draws (float64, as ever), then moved
+            keep = backend.asarray(tape.rng.random(shape) < self.keep)
+            mask = keep.astype(dtype) / dtype.type(self.keep)
+        else:                                               # a device generator: drawn in place
+            mask = backend.op("dropout_mask")(tape.rng.random_sample(shape, dtype=dtype), self.keep)
         if self.stationary:
             tape.memo[id(self)] = mask
         return mask

@@ -108,6 +108,11 @@ class GateMul(Layer):
         return gate * signal, (gate, signal)
 
     def backward(self, cache, dy):
-        gate, signal = cache
-        return (dy * signal, dy * gate), {}
+        return backend.op("gatemul_backward")(*cache, dy), {}
+
+
+@backend.register("gatemul_backward")
+def gatemul_backward(gate, signal, dy):
+    """The gradients of gate * signal: (dy * signal, dy * gate)."""
+    return dy * signal, dy * gate
 

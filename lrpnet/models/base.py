@@ -3,8 +3,17 @@
 A model subclass writes only ``graph(tape, x)``, its forward pass, applying its layers to values on the
 tape. Its gradient (``loss_and_grads``) and its relevance pass (``lrpnet.explain``) are walks of that
 tape (``lrpnet.graph``), so an architecture carries no backward code of its own.
+
+A model carries its backend: ``model.backend`` is the backend its arrays were made under (the active
+one when it was built), ``model.to("cupy")`` moves its parameters to the GPU and ``model.to("numpy")``
+back. The entry points (``forward``, ``predict``, ``loss_and_grads``, ``lrpnet.explain``, ``fit``,
+``accuracy``) run under ``running()``: the backend in force if it keeps arrays where the model's are
+("numpy" and "numba" share the host, so a host model runs under either), else the model's own backend.
+``trace`` returns a tape that later walks read, so it only checks, and says how to fix a mismatch.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy
 
@@ -21,6 +30,7 @@ class Model:
         self.input_shape = tuple(int(s) for s in input_shape)
         self.n_classes = int(n_classes)
         self.dtype = backend.resolve_dtype(dtype)
+        self.backend = backend.name()       # the backend the parameters are made under (see ``to``)
         self.layers: dict = {}
 
     # -- structure ---------------------------------------------------------------------------------
@@ -37,6 +47,47 @@ class Model:
         """name -> array, for every parameter. The arrays are the layers' own: update them in place."""
         return {f"{lname}.{k}": v for lname, layer in self.layers.items() for k, v in layer.params.items()}
 
+    @property
+    def device(self) -> str:
+        """Where the parameters live: "cpu" or "gpu"."""
+        return backend.device(self.backend)
+
+    def to(self, backend_name: str):
+        """Move the parameters to where ``backend_name`` keeps arrays and make it the model's backend
+        (``model.to("cupy")``, ``model.to("numpy")``; "numba" shares the host with "numpy"). In place;
+        returns the model. An optimizer made before the move must be made again (or its state loaded)."""
+        with backend.using(backend_name):
+            for layer in self.layers.values():
+                for k, v in layer.params.items():
+                    if backend.device_of(v) != backend.device():
+                        v = backend.asarray(backend.to_numpy(v))
+                    layer.params[k] = v
+        self.backend = backend_name
+        return self
+
+    @contextlib.contextmanager
+    def running(self):
+        """Context: the backend in force if it keeps arrays on the model's device, else the model's."""
+        if backend.device() == self.device:
+            yield
+        else:
+            with backend.using(self.backend):
+                yield
+
+    def check_device(self) -> None:
+        """Raise ``DeviceMismatch`` unless the backend in force keeps arrays where the parameters are."""
+        active = backend.name()
+        if backend.device(active) != self.device:
+            raise backend.DeviceMismatch(
+                f"{self.arch}: the model lives on the {self.device} (backend {self.backend!r}) but the "
+                f"backend in force is {active!r} (on the {backend.device(active)}): call "
+                f"model.to({active!r}), or run it under backend.using({self.backend!r})")
+        for name, p in self.params.items():
+            if backend.device_of(p) != self.device:
+                raise backend.DeviceMismatch(f"{self.arch}: parameter {name!r} is a {backend.describe(p)}, "
+                                             f"the model's other arrays live on the {self.device}: "
+                                             f"call model.to({self.backend!r})")
+
     def num_params(self) -> int:
         return int(sum(int(numpy.prod(p.shape)) for p in self.params.values()))
 
@@ -46,9 +97,15 @@ class Model:
 
     # -- running -----------------------------------------------------------------------------------
     def check_input(self, x):
-        """``x`` as an array of the active backend in the model's dtype, or a clear error."""
+        """``x`` as an array of the active backend in the model's dtype, or a clear error. A host
+        array is copied to the device for a GPU model; a device array given to a host model is an
+        error (copy it with ``backend.to_numpy`` first)."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             x = numpy.asarray(x)
+        if backend.device_of(x) == "gpu" and self.device != "gpu":
+            raise backend.DeviceMismatch(f"{self.arch}: the input is a {backend.describe(x)} but the model "
+                                         f"lives on the {self.device}: pass backend.to_numpy(x), or "
+                                         f"move the model with model.to('cupy')")
         if x.dtype.kind not in "fiu":
             raise TypeError(f"{self.arch}: input must be a numeric array, got dtype {x.dtype}")
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
@@ -60,30 +117,40 @@ class Model:
         return x
 
     def check_labels(self, y, n):
-        xp = backend.xp()
-        y = backend.asarray(y)
-        if y.shape != (n,) or y.dtype.kind not in "iu":
+        """``y`` as int64 labels of the active backend, checked on the host when given there (a
+        device array costs one copy to the host for the range check)."""
+        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            y = numpy.asarray(y)
+        if y.shape != (n,) or y.dtype.kind not in "iu" or y.dtype == numpy.bool_:
             raise ValueError(f"{self.arch}: labels must be integers of shape ({n},), got {y.dtype} {tuple(y.shape)}")
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-            raise ValueError(f"{self.arch}: labels must lie in [0, {self.n_classes}), got range "
-                             f"[{int(y.min())}, {int(y.max())}]")
-        return y.astype(xp.int64)
+        if n:
+            low, high = (int(v) for v in backend.to_numpy(backend.xp().stack([y.min(), y.max()]))) \
+                if backend.device_of(y) == "gpu" else (int(y.min()), int(y.max()))
+            if low < 0 or high >= self.n_classes:
+                raise ValueError(f"{self.arch}: labels must lie in [0, {self.n_classes}), got range "
+                                 f"[{low}, {high}]")
+        return backend.asarray(y).astype(backend.xp().int64, copy=False)
 
-    def trace(self, x, train=False, rng=None, record=True):
-        """Run the forward pass on a new tape. Returns ``(tape, input_var, logits_var)``."""
-        x = self.check_input(x)
-        tape = Tape(train=train, rng=rng, record=record)
+    def trace(self, x, train=False, rng=None, record=True, checked=False):
+        """Run the forward pass on a new tape. Returns ``(tape, input_var, logits_var)``.
+
+        ``checked=True`` skips the input checks (shape, dtype, finiteness: the last one copies a flag
+        from the device) for callers that checked their data once, like ``fit`` on a dataset."""
+        self.check_device()
+        x = x if checked else self.check_input(x)
+        tape = Tape(train=train, rng=rng, record=record, array_type=type(x))
         x_var = tape.input(x, tag="input")
         return tape, x_var, self.graph(tape, x_var)
 
     def forward(self, x, batch_size=None):
-        """Logits (N, n_classes) as an array of the active backend. Nothing is recorded."""
-        x = self.check_input(x)
-        if batch_size is None or len(x) <= batch_size:
-            return self.trace(x, record=False)[2].value
-        xp = backend.xp()
-        return xp.concatenate([self.trace(x[i:i + batch_size], record=False)[2].value
-                               for i in range(0, len(x), batch_size)])
+        """Logits (N, n_classes) as an array of the model's device. Nothing is recorded."""
+        with self.running():
+            x = self.check_input(x)
+            if batch_size is None or len(x) <= batch_size:
+                return self.trace(x, record=False, checked=True)[2].value
+            xp = backend.xp()
+            return xp.concatenate([self.trace(x[i:i + batch_size], record=False, checked=True)[2].value
+                                   for i in range(0, len(x), batch_size)])
 
     def predict(self, x, batch_size=500) -> numpy.ndarray:
         """Logits as a NumPy array, in batches (what metrics and reports call)."""
@@ -92,15 +159,21 @@ class Model:
     def loss_and_grads(self, x, y, train=False, rng=None):
         """The study's loss (softmax cross-entropy with an extra zero logit) and its gradient with
         respect to every parameter: ``(loss, grads)`` with ``grads`` keyed like ``params``."""
-        tape, _, out = self.trace(x, train=train, rng=rng)
-        y = self.check_labels(y, out.value.shape[0])
-        loss, dlogits = softmax_xent_zero_logit(out.value, y)
+        with self.running():
+            tape, _, out = self.trace(x, train=train, rng=rng)
+            y = self.check_labels(y, out.value.shape[0])
+            loss, dlogits = softmax_xent_zero_logit(out.value, y)
+            return float(loss), self.param_grads(tape, out, dlogits)
+
+    def param_grads(self, tape, out, dlogits) -> dict:
+        """The gradient of ``sum(dlogits * logits)`` with respect to every parameter (zero for a
+        parameter no path reached), keyed like ``params``."""
         _, grads = tape.backward({out: dlogits})
         xp = backend.xp()
-        for name, p in self.params.items():      # a parameter no path reached has zero gradient
+        for name, p in self.params.items():
             if name not in grads:
                 grads[name] = xp.zeros_like(p)
-        return loss, grads
+        return grads
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.arch!r}: {self.num_params():,} parameters>"

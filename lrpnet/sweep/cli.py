@@ -181,8 +181,8 @@ def _check_device(device, client):
             raise UsageError(f"--device {device} needs backend {need!r}, missing on cluster workers: "
                              f"{', '.join(missing)}")
     elif device == "gpu" and not backend.gpu_available():
-        raise UsageError("--device gpu: no CUDA GPU with CuPy found here (pip install 'lrpnet[gpu]' on a "
-                         "machine with a GPU, or use --device cpu)")
+        raise UsageError(f"--device gpu: no usable CUDA GPU here: {backend.gpu_status()[1]} "
+                         "(or use --device cpu)")
     elif need not in backend.available():
         raise UsageError(f"--device {device} needs the {need} backend: pip install {need}")
 

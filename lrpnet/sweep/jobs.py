@@ -122,10 +122,16 @@ def run_job(config: dict, out_dir, device: str = "cpu", data_dir=None, progress:
     device:   "cpu" (the NumPy backend) or "gpu" (CuPy backend).
     force:    retrain even if a checkpoint of this model exists (``config.model_hash`` names it).
     """
+    from .. import backend
+
+    with backend.using(DEVICE_BACKENDS[device]):     # the caller's backend comes back afterwards
+        return _run_job(config, out_dir, device, data_dir, progress, force)
+
+
+def _run_job(config, out_dir, device, data_dir, progress, force):
     from .. import backend, training
 
     started = time.perf_counter()
-    backend.use(DEVICE_BACKENDS[device])
     out_dir = Path(out_dir)
     h = job_hash(config)
     label = f"{config['arch']} on {config['dataset']} T={config['T']} fold={config['fold']}"
