@@ -1,0 +1,2 @@
+"""cupy.lib: only stride_tricks, which lrpnet uses for its sliding windows."""
+from . import stride_tricks  # noqa: F401
