@@ -20,7 +20,8 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2", "torch==2.13.0",
                  "dask[distributed]>=2024.1"],
-        "gpu": ["cupy-cuda13x>=13"],
+        "gpu": ["cupy-cuda13x>=13"],            # CUDA 13 drivers (backend.gpu_status() says which)
+        "gpu-cuda12": ["cupy-cuda12x>=13"],     # drivers that support only CUDA 12
         "dist": ["dask[distributed]>=2024.1"],
         "torch": ["torch==2.13.0"],
     },

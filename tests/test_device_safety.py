@@ -226,3 +226,25 @@ def test_a_new_thread_starts_on_the_process_default():
         t.start()
         t.join()
     assert seen == [backend.default()]
+
+
+# -- a sweep job on the "gpu" ---------------------------------------------------------------------------
+@pytest.mark.realdata
+@pytest.mark.skipif(not (os.environ.get("LRPNET_DATA") and os.path.isdir(os.path.join(
+    os.environ.get("LRPNET_DATA", ""), "mnist"))), reason="LRPNET_DATA is unset or lacks mnist/")
+@pytest.mark.parametrize("arch", ["rlstm", "convdeep"])
+def test_a_sweep_job_runs_on_the_gpu_path(arch, standin, tmp_path):
+    """``run_job(device="gpu")`` (what ``sweep.py --device gpu`` runs) on the stand-in: the model is
+    trained and explained on the device, its checkpoint holds host arrays, the scores are numbers."""
+    from lrpnet.sweep import config as cfg
+    from lrpnet.sweep.jobs import run_job
+    job = cfg.job_configs(cfg.PROFILES["smoke"], [arch], ["mnist-maj"], ["sa", "gb", "dtd"], [12])[0]
+    job.update(train_size=100, val_size=50, test_size=20, explain_size=20)
+    with backend.using("numpy"):
+        result = run_job(job, tmp_path, device="gpu", progress=False)
+        assert backend.name() == "numpy"
+    assert result["info"]["backend"] == "cupy" and result["info"]["device"] == "gpu"
+    for method in ("sa", "gb", "dtd"):
+        assert 0.0 <= result["metrics"][method]["cosine"] <= 1.0
+    model = lrpnet.load(tmp_path / result["checkpoint"])
+    assert model.device == "gpu" and model.num_params() == result["info"]["n_params"]
