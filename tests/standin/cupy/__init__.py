@@ -8,18 +8,20 @@ can be forbidden. Code that passes here should run on a GPU without a sync or a 
 not ask for. The controls live in ``cupy.standin`` (stats, reset, forbid_syncs, forbid_float64).
 
 Anything NumPy has and this module does not name is wrapped on first use by ``__getattr__``.
+
+The whole test suite under the stand-in: ``PYTHONPATH=tests/standin python -m pytest tests``.
 """
 from __future__ import annotations
 
 import numpy
 
-from . import standin
-from ._array import ndarray
-from ._functions import (NAMES as _NAMES, array, asarray, ascontiguousarray, asnumpy, count_nonzero,
+from . import standin  # noqa: F401  (cupy.standin: the stand-in's controls)
+from ._array import ndarray  # noqa: F401
+from ._functions import (NAMES as _NAMES, array, asarray, ascontiguousarray, asnumpy, count_nonzero,  # noqa: F401
                          get_array_module, ufunc, wrap_numpy as _wrap_numpy)
-from ._kernels import ElementwiseKernel, RawKernel, RawModule, ReductionKernel, fuse, memoize
-from .standin import StandInError
-from . import cuda, lib, random  # noqa: E402  (submodules, as in CuPy)
+from ._kernels import ElementwiseKernel, RawKernel, RawModule, ReductionKernel, fuse, memoize  # noqa: F401
+from .standin import StandInError  # noqa: F401
+from . import cuda, lib, random  # noqa: F401, E402  (submodules, as in CuPy)
 
 __version__ = "14.0.0+standin"
 STANDIN = True
