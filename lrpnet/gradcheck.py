@@ -88,11 +88,13 @@ def _compare(f, arr, analytic, h, max_entries, rng):
 def liven(model, rng):
     """Move a model's parameters away from their initial values so that a check sees every path:
     random biases (ReLU units keep softplus(b) small, so few are dead) and weights doubled (so that
-    gradients stay well above the finite-difference noise floor). Changes the arrays in place."""
-    for layer in model.layers.values():
-        for k, p in layer.params.items():
-            if k.startswith("b"):
-                mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
-                p[...] = rng.normal(mean, 0.3, p.shape)
-            else:
-                p *= 2.0
+    gradients stay well above the finite-difference noise floor). Changes the arrays in place; the
+    host draws are copied to where the parameters live."""
+    with model.running():
+        for layer in model.layers.values():
+            for k, p in layer.params.items():
+                if k.startswith("b"):
+                    mean = -3.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
+                    p[...] = backend.asarray(rng.normal(mean, 0.3, p.shape), dtype=p.dtype)
+                else:
+                    p *= 2.0

@@ -1,7 +1,11 @@
-"""Cells and the small layers they need: gradient checks (float64) and the torch weight mappings."""
+"""Cells and the small layers they need: gradient checks (float64) and the torch weight mappings.
+
+Central differences check the NumPy reference (a host model, under numpy); the backend in force
+(``LRPNET_BACKEND``) must then give the reference's loss and gradients."""
 import numpy
 import pytest
 
+from lrpnet import backend
 from lrpnet.cells.conv_stack import ConvStack
 from lrpnet.cells.gru import GRUCell
 from lrpnet.cells import gru as gru_mod
@@ -9,11 +13,15 @@ from lrpnet.cells import lstm as lstm_mod
 from lrpnet.cells.lstm import LSTMCell
 from lrpnet.cells.relu_blocks import DeepCell, ShallowCell
 from lrpnet.cells.rlstm import RLSTMCell
-from lrpnet.gradcheck import check_layer, check_model, liven
+from lrpnet.gradcheck import check_model, liven
+from lrpnet.graph import Tape
 from lrpnet.layers import Dense, TimeSlice
 from lrpnet.layers.one_minus import OneMinus
 from lrpnet.layers.two_bias_dense import TwoBiasDense
 from lrpnet.models.base import Model
+
+from devices import dev, host
+from test_layers import assert_gradcheck
 
 H, W, T = 4, 6, 3          # tiny images: 3 steps of 4x2 = 8 values
 
@@ -57,57 +65,62 @@ CELLS = {
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_cell_gradients(name):
     make, n_out, as_image = CELLS[name]
-    model = CellHarness(make, n_out, as_image)
-    rng = numpy.random.default_rng(3)
-    liven(model, rng)
-    x, y = rng.uniform(-1, 1, (3, H, W)), numpy.array([0, 2, 1])
-    errors = check_model(model, x, y, max_entries=25, h=1e-5)
+    with backend.using("numpy"):
+        model = CellHarness(make, n_out, as_image)
+        rng = numpy.random.default_rng(3)
+        liven(model, rng)
+        x, y = rng.uniform(-1, 1, (3, H, W)), numpy.array([0, 2, 1])
+        errors = check_model(model, x, y, max_entries=25, h=1e-5)
+        loss_ref, grads_ref = model.loss_and_grads(x, y)
     assert max(errors.values()) < 1e-5, errors
+    # the backend in force gives the checked loss and gradients (float64: only the order of sums differs)
+    loss, grads = model.to(backend.name()).loss_and_grads(x, y)
+    grads = host(grads)
+    assert loss == pytest.approx(loss_ref, rel=1e-12)
+    assert grads.keys() == grads_ref.keys()
+    for k, g in grads_ref.items():
+        numpy.testing.assert_allclose(grads[k], g, rtol=1e-9, atol=1e-12, err_msg=k)
     # every parameter got a non-zero gradient: no part of the cell is disconnected
-    _, grads = model.loss_and_grads(x, y)
     dead = [k for k, g in grads.items() if not numpy.any(g)]
     assert not dead, dead
 
 
 def test_one_minus_gradient_and_value():
     x = numpy.random.default_rng(0).uniform(0, 1, (3, 4))
-    assert max(check_layer(OneMinus(), x).values()) < 1e-7
-    from lrpnet.graph import Tape
-    assert numpy.allclose(OneMinus().forward(Tape(), x)[0], 1 - x)
+    assert_gradcheck(OneMinus(), x, tol=1e-7)
+    assert numpy.allclose(host(OneMinus().forward(Tape(), dev(x))[0]), 1 - x)
 
 
 def test_two_bias_dense():
     rng = numpy.random.default_rng(0)
     layer = TwoBiasDense(5, 3, rng=rng, dtype="float64")
-    layer.params["b_ih"][...] = rng.normal(size=3)
-    layer.params["b_hh"][...] = rng.normal(size=3)
+    layer.params["b_ih"][...] = dev(rng.normal(size=3))
+    layer.params["b_hh"][...] = dev(rng.normal(size=3))
     x = rng.normal(size=(4, 5))
-    errors = check_layer(layer, x)
-    assert max(errors.values()) < 1e-7, errors
-    from lrpnet.graph import Tape
-    y = layer.forward(Tape(), x)[0]
-    assert numpy.allclose(y, x @ layer.params["W"] + layer.params["b_ih"] + layer.params["b_hh"])
-    assert numpy.allclose(layer.bias, layer.params["b_ih"] + layer.params["b_hh"])
+    assert_gradcheck(layer, x, tol=1e-7)
+    y = host(layer.forward(Tape(), dev(x))[0])
+    p = host(layer.params)
+    assert numpy.allclose(y, x @ p["W"] + p["b_ih"] + p["b_hh"])
+    assert numpy.allclose(host(layer.bias), p["b_ih"] + p["b_hh"])
     assert layer.kind == "dense"
 
 
 def test_rlstm_cell_equations():
     """One step of the R-LSTM cell against the equations written out with numpy."""
-    from lrpnet.graph import Tape
     model = CellHarness(CELLS["rlstm"][0], 4)
     rng = numpy.random.default_rng(1)
     liven(model, rng)
-    cell, p = model.cell, model.params
+    cell, p = model.cell, host(model.params)
     x = rng.normal(size=(2, 8))
     h0, c0 = rng.uniform(0, 1, (2, 4)), rng.uniform(0, 1, (2, 4))
     tape = Tape()
-    h, (h2, c) = cell.step(tape, tape.input(x), (tape.input(h0, "state"), tape.input(c0, "state")))
+    h, (h2, c) = cell.step(tape, tape.input(dev(x)), (tape.input(dev(h0), "state"), tape.input(dev(c0), "state")))
     z = numpy.concatenate([x, h0], axis=1)
     sig = lambda a: 1 / (1 + numpy.exp(-a))
     i, f, o = (sig(z @ p[f"cell.gate_{g}.W"] + p[f"cell.gate_{g}.b"]) for g in "ifo")
     cand = numpy.maximum(z @ p["cell.cand.W"] - numpy.log1p(numpy.exp(p["cell.cand.b"])), 0)
     c_ref = f * c0 + i * cand
-    assert numpy.allclose(c.value, c_ref) and numpy.allclose(h.value, o * c_ref)
+    assert numpy.allclose(host(c.value), c_ref) and numpy.allclose(host(h.value), o * c_ref)
     assert h is h2
 
 
@@ -130,7 +143,7 @@ def test_torch_mapping_round_trip(mod, n_gates):
     sd = {"weight_ih_l0": rng.normal(size=(n_gates * Hh, n_in)), "weight_hh_l0": rng.normal(size=(n_gates * Hh, Hh)),
           "bias_ih_l0": rng.normal(size=n_gates * Hh), "bias_hh_l0": rng.normal(size=n_gates * Hh)}
     params = mod.params_from_torch(sd)
-    back = mod.params_to_torch(params)
+    back = mod.params_to_torch({k: dev(v) for k, v in params.items()})     # as a model's, on its device
     assert set(back) == set(sd)
     for k in sd:
         assert numpy.array_equal(back[k], sd[k]), k

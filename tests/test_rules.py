@@ -3,6 +3,9 @@
 The literal forms write the local contributions out, z_jk = x_j w_jk, with numpy broadcasting over
 (sample, input j, output k), as the LRP toolbox's reference implementation does; a convolution is
 written as its explicit dense matrix, built here by a loop over output positions and kernel offsets.
+
+The rules run under the backend in force (``LRPNET_BACKEND``) on device copies of the inputs; the
+literal forms run on the host, with NumPy, on the layers' parameters copied back.
 """
 import numpy
 import pytest
@@ -10,6 +13,8 @@ import pytest
 from lrpnet import composites, rules
 from lrpnet.layers import AvgPool2D, Conv2D, Dense, MaxPool2D, SumPool2D
 from lrpnet.graph import Tape
+
+from devices import dev, host
 
 BATCHES = (1, 16, 64)
 
@@ -90,30 +95,31 @@ CONV_HW = (5, 6)
 def make_dense(rng, bias="plain"):
     layer = Dense(7, 5, bias=bias, rng=rng, dtype="float64")
     if bias == "plain":
-        layer.params["b"][:] = rng.normal(0, 0.3, 5)
+        layer.params["b"][:] = dev(rng.normal(0, 0.3, 5))
     return layer
 
 
 def make_conv(rng, spec, bias="plain"):
     layer = Conv2D(**spec, bias=bias, rng=rng, dtype="float64")
     if bias == "plain":
-        layer.params["b"][:] = rng.normal(0, 0.3, spec["out_channels"])
+        layer.params["b"][:] = dev(rng.normal(0, 0.3, spec["out_channels"]))
     return layer
 
 
 def dense_case(rng, n, layer):
     x = rng.uniform(-1, 1, (n, layer.n_in))
     R = rng.uniform(-0.5, 1.0, (n, layer.n_out))
-    lit = dict(W=layer.weight, b=layer.bias, connected=numpy.ones(layer.weight.shape))
+    lit = dict(W=host(layer.weight), b=host(layer.bias), connected=numpy.ones(layer.weight.shape))
     return x, R, lit, lambda a: a
 
 
 def conv_case(rng, n, layer):
     x = rng.uniform(-1, 1, (n, *CONV_HW, layer.in_channels))
-    M, (oh, ow) = conv_matrix(layer.weight, CONV_HW, layer.stride[0], layer.padding)
-    connected, _ = conv_matrix(numpy.ones_like(layer.weight), CONV_HW, layer.stride[0], layer.padding)
+    W = host(layer.weight)
+    M, (oh, ow) = conv_matrix(W, CONV_HW, layer.stride[0], layer.padding)
+    connected, _ = conv_matrix(numpy.ones_like(W), CONV_HW, layer.stride[0], layer.padding)
     R = rng.uniform(-0.5, 1.0, (n, oh, ow, layer.out_channels))
-    b = None if layer.bias is None else numpy.tile(layer.bias, oh * ow)
+    b = None if layer.bias is None else numpy.tile(host(layer.bias), oh * ow)
     return x, R, dict(W=M, b=b, connected=connected), lambda a: a.reshape(n, -1)
 
 
@@ -130,7 +136,7 @@ def test_rule_equals_literal_form(rule, params, n):
     rng = numpy.random.default_rng(n)
     for label, layer, case in layers_and_cases(rng):
         x, R, lit, flat = case(rng, n, layer)
-        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, params))
         want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), rule, {**params, **lit})
         numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
         numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
@@ -150,15 +156,16 @@ def test_mixed_rule_equals_literal_form(state_rule, state_params, n):
         feature_mask = numpy.zeros(x.shape[-1])
         feature_mask[:1] = 1.0                                  # first feature / channel = pixels
         x = numpy.where(feature_mask > 0, x, numpy.abs(x))      # states are non-negative (ReLU outputs)
-        R_in, absorbed = rules.linear(layer, x, R, state_rule, state_params, feature_mask, "zbox", box)
+        R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), state_rule, state_params, dev(feature_mask),
+                                           "zbox", box))
         mask_flat = numpy.broadcast_to(feature_mask, x.shape[1:]).reshape(-1)
         want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), state_rule, state_params,
                                     mask=mask_flat, pixel_params=box)
         numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
         numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
         # and it really differs from plain z^B and plain z+ on the same layer
-        assert not numpy.allclose(R_in, rules.linear(layer, x, R, "zbox", box)[0])
-        assert not numpy.allclose(R_in, rules.linear(layer, x, R, state_rule, state_params)[0])
+        assert not numpy.allclose(R_in, host(rules.linear(layer, dev(x), dev(R), "zbox", box)[0]))
+        assert not numpy.allclose(R_in, host(rules.linear(layer, dev(x), dev(R), state_rule, state_params)[0]))
 
 
 @pytest.mark.parametrize("rule,params", RULES, ids=[f"{r}{p}" for r, p in RULES])
@@ -168,7 +175,7 @@ def test_conservation_without_bias(rule, params):
     params = {**params, "eps": 0.0} if rule in ("epsilon", "gamma") else params
     for label, layer, case in layers_and_cases(rng, bias=None):
         x, R, _, flat = case(rng, 16, layer)
-        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, params))
         # a unit with no positive contribution at all (z+ = 0: a border conv window) keeps its relevance
         # as absorbed; everything else is conserved exactly
         # (alpha-beta: one of its two groups, absorbing alpha R or -beta R)
@@ -186,9 +193,9 @@ def test_bias_absorbs_relevance():
     layer = make_dense(rng)
     x, R, _, _ = dense_case(rng, 8, layer)
     for rule in ("epsilon", "zplus", "gamma"):
-        _, absorbed = rules.linear(layer, x, R, rule, {})
+        _, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, {}))
         assert numpy.abs(absorbed).sum() > 1e-3, rule
-    _, absorbed = rules.linear(layer, x, R, "zbox", {})
+    _, absorbed = host(rules.linear(layer, dev(x), dev(R), "zbox", {}))
     assert numpy.abs(absorbed).max() == 0.0        # z^B ignores the bias (module docstring of rules)
 
 
@@ -198,20 +205,21 @@ def test_zero_denominator_is_absorbed_not_nan():
     x = numpy.zeros((2, 4))
     R = numpy.ones((2, 3))
     for rule, params in (("epsilon", {"eps": 0.0}), ("zplus", {}), ("alpha_beta", {})):
-        R_in, absorbed = rules.linear(layer, x, R, rule, params)
+        R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, params))
         assert numpy.all(R_in == 0) and numpy.allclose(absorbed, R), rule
 
 
 def test_alpha_beta_needs_alpha_minus_beta_one():
     with pytest.raises(ValueError, match="alpha - beta = 1"):
-        rules.alpha_beta(numpy.ones((1, 2)), numpy.ones((2, 2)), None, alpha=2.0, beta=0.5)
+        rules.alpha_beta(dev(numpy.ones((1, 2))), dev(numpy.ones((2, 2))), None, alpha=2.0, beta=0.5)
     with pytest.raises(ValueError, match="alpha - beta = 1"):
         composites.resolve({"input": ("zbox", {}), "dense": ("alpha_beta", {"alpha": 2, "beta": 2})})
 
 
 def test_unknown_rule_and_bad_params_are_named():
     with pytest.raises(ValueError, match="unknown linear rule 'zminus'"):
-        rules.linear(make_dense(numpy.random.default_rng(0)), numpy.ones((1, 7)), numpy.ones((1, 5)), "zminus")
+        rules.linear(make_dense(numpy.random.default_rng(0)), dev(numpy.ones((1, 7))), dev(numpy.ones((1, 5))),
+                     "zminus")
     with pytest.raises(ValueError, match="does not take"):
         composites.resolve({"input": ("zbox", {"lo": -1})})
     with pytest.raises(ValueError, match="not available for 'gatemul'"):
@@ -258,28 +266,29 @@ def test_pool_rules_equal_literal_form(cls, padding, size, stride, n):
     rng = numpy.random.default_rng(n)
     layer = cls(size, stride, padding=padding)
     x = rng.uniform(0.05, 1.0, (n, 5, 7, 2))      # positive, as pools see ReLU outputs
-    a, cache = layer.forward(Tape(), x)
+    a, cache = layer.forward(Tape(), dev(x))
     R = rng.uniform(-0.5, 1.0, a.shape)
-    R_in, absorbed = rules.pool_proportional(layer, cache, x, a, R)
+    R_in, absorbed = host(rules.pool_proportional(layer, cache, dev(x), a, dev(R)))
     numpy.testing.assert_allclose(R_in, literal_pool(layer.kind, x, R, size, stride, padding), rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(R_in.sum(), R.sum(), rtol=1e-10)         # conservation
     assert numpy.all(absorbed == 0)
     if cls is MaxPool2D:
-        R_wta, absorbed = rules.pool_winner_take_all(layer, cache, R)
+        R_wta, absorbed = host(rules.pool_winner_take_all(layer, cache, dev(R)))
         numpy.testing.assert_allclose(R_wta, literal_pool("maxpool2d", x, R, size, stride, padding, wta=True),
                                       rtol=1e-12, atol=1e-12)
         numpy.testing.assert_allclose(R_wta.sum(), R.sum(), rtol=1e-10)
-        assert numpy.all(R_wta[layer.winners(cache) == 0] == 0)            # only winners get relevance
+        assert numpy.all(R_wta[host(layer.winners(cache)) == 0] == 0)            # only winners get relevance
 
 
 def test_pool_zero_window_is_absorbed():
     layer = SumPool2D(2, 2)
-    x = numpy.zeros((1, 2, 2, 1))
+    x = dev(numpy.zeros((1, 2, 2, 1)))
     a, cache = layer.forward(Tape(), x)
-    R_in, absorbed = rules.pool_proportional(layer, cache, x, a, numpy.ones_like(a))
+    R = dev(numpy.ones(a.shape))
+    R_in, absorbed = host(rules.pool_proportional(layer, cache, x, a, R))
     assert numpy.all(R_in == 0) and numpy.all(absorbed == 1)
     with pytest.raises(ValueError, match="max pooling only"):
-        rules.pool_winner_take_all(layer, cache, numpy.ones_like(a))
+        rules.pool_winner_take_all(layer, cache, R)
 
 
 # -- sums and gates ----------------------------------------------------------------------------------------
@@ -288,20 +297,21 @@ def test_add_and_gate_rules(n):
     rng = numpy.random.default_rng(n)
     a, b, R = rng.normal(size=(3, n, 6))
     eps = 1e-3
-    (Ra, Rb), absorbed = rules.add_proportional([a, b], R, eps=eps)
+    (Ra, Rb), absorbed = host(rules.add_proportional([dev(a), dev(b)], dev(R), eps=eps))
     y = a + b
     den = y + eps * numpy.where(y >= 0, 1, -1)
     numpy.testing.assert_allclose(Ra, a / den * R, rtol=1e-12)
     numpy.testing.assert_allclose(Rb, b / den * R, rtol=1e-12)
     numpy.testing.assert_allclose(Ra + Rb + absorbed, R, rtol=1e-10, atol=1e-12)
     gate = rng.uniform(0, 1, (n, 6))
-    (Rg, Rs), absorbed = rules.gate_signal_take_all(gate, b, R)
-    assert Rg is None and Rs is R and numpy.all(absorbed == 0)
-    (Rg, Rs), absorbed = rules.gate_half(gate, b, R)
+    R_dev = dev(R)
+    (Rg, Rs), absorbed = rules.gate_signal_take_all(dev(gate), dev(b), R_dev)
+    assert Rg is None and Rs is R_dev and numpy.all(host(absorbed) == 0)
+    (Rg, Rs), absorbed = host(rules.gate_half(dev(gate), dev(b), R_dev))
     numpy.testing.assert_allclose(Rg, R / 2)
     numpy.testing.assert_allclose(Rs, R / 2)
     s = numpy.abs(b)
-    (Rg, Rs), absorbed = rules.gate_prop(gate, s, R, eps=0.0)
+    (Rg, Rs), absorbed = host(rules.gate_prop(dev(gate), dev(s), R_dev, eps=0.0))
     numpy.testing.assert_allclose(Rg, gate / (gate + s) * R, rtol=1e-12)
     numpy.testing.assert_allclose(Rs, s / (gate + s) * R, rtol=1e-12)
     numpy.testing.assert_allclose(Rg + Rs, R, rtol=1e-10, atol=1e-12)

@@ -3,8 +3,6 @@
 For relevance, a ReLU passes relevance through unchanged (the rules sit on the linear layer before
 it); guided backprop changes only the ReLU's backward step: 1[h > 0] * max(0, incoming).
 
-from __future__ import annotations
-
 The pointwise steps are registered operations, so a GPU kernel can do each in one launch.
 """
 from __future__ import annotations
