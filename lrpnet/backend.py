@@ -179,6 +179,14 @@ def device_of(a) -> str | None:
     return "gpu" if type(a).__module__.split(".")[0] == "cupy" else None
 
 
+def module_of(a):
+    """The array module that made ``a``: numpy for host arrays, cupy for device arrays."""
+    if device_of(a) == "gpu":
+        import cupy
+        return cupy
+    return numpy
+
+
 def describe(a) -> str:
     """``a`` in a few words for an error message: its type, device, dtype and shape."""
     where = device_of(a)

@@ -91,9 +91,9 @@ class Adam:
         self.params = dict(params)
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
         self.t = 0
-        xp = backend.xp()
-        self.m = {k: xp.zeros_like(p) for k, p in self.params.items()}
-        self.v = {k: xp.zeros_like(p) for k, p in self.params.items()}
+        # the moments live where each parameter lives, whichever backend is in force
+        self.m = {k: backend.module_of(p).zeros_like(p) for k, p in self.params.items()}
+        self.v = {k: backend.module_of(p).zeros_like(p) for k, p in self.params.items()}
 
     def step(self, grads: dict, ok=None) -> None:
         """One update of every parameter from ``grads`` (name -> array shaped like the parameter).
@@ -123,8 +123,8 @@ class Adam:
     def state_dict(self) -> dict:
         """The optimiser's state as host (NumPy) arrays and numbers: enough to resume training."""
         return {"t": self.t, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "m": {k: backend.to_numpy(a).copy() for k, a in self.m.items()},
-                "v": {k: backend.to_numpy(a).copy() for k, a in self.v.items()}}
+                **{which: {k: a.copy() for k, a in backend.fetch(getattr(self, which)).items()}
+                   for which in ("m", "v")}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict``; its moment arrays must match this optimiser's parameters."""
@@ -143,7 +143,7 @@ class Adam:
         for which in ("m", "v"):
             mine = getattr(self, which)
             for k, a in state[which].items():
-                mine[k][...] = backend.asarray(a, dtype=mine[k].dtype)
+                mine[k][...] = backend.module_of(mine[k]).asarray(a, dtype=mine[k].dtype)
 
 
 class ArrayDataset:

@@ -1,10 +1,15 @@
 """The named architectures: gradients (float64 central differences), parameter counts, dropout
-placement and kind, seeding, configuration round trip, errors, and LSTM/GRU against PyTorch."""
+placement and kind, seeding, configuration round trip, errors, and LSTM/GRU against PyTorch.
+
+Models run under the backend in force; references (central differences, PyTorch) on the host."""
 import numpy
 import pytest
 
+from lrpnet import backend
 from lrpnet.models import build, names
 from lrpnet.gradcheck import liven
+
+from devices import dev, host
 
 SHAPE, T, C = (6, 8), 4, 3        # tiny images: 4 steps of 6x2
 SMALL = {
@@ -49,14 +54,33 @@ def data(n=3, seed=5):
 
 
 def checkable(name, **kw):
-    """A float64 model, inputs and labels for a gradient check. Labels are each sample's least likely
-    class, so that the loss is not saturated and gradients stay well above the noise of central
-    differences (h = 1e-5 in float64: about 1e-11 absolute). Model seed 2 and liven seed 1 give tiny
-    models without dead paths and without a ReLU within h of its kink (checked for every name)."""
-    model = small(name, seed=2, **kw)
-    liven(model, numpy.random.default_rng(1))
-    x, _ = data(2)
-    return model, x, model.forward(x).argmin(axis=1)
+    """A float64 host model (the reference, built under numpy), inputs and labels for a gradient
+    check. Labels are each sample's least likely class, so that the loss is not saturated and
+    gradients stay well above the noise of central differences (h = 1e-5 in float64: about 1e-11
+    absolute). Model seed 2 and liven seed 1 give tiny models without dead paths and without a ReLU
+    within h of its kink (checked for every name)."""
+    with backend.using("numpy"):
+        model = small(name, seed=2, **kw)
+        liven(model, numpy.random.default_rng(1))
+        x, _ = data(2)
+        return model, x, model.forward(x).argmin(axis=1)
+
+
+def on_backend(host_model):
+    """A copy of the host model ``host_model`` made under the backend in force (on its device)."""
+    model = build(host_model.arch, **host_model.config)
+    for k, p in model.params.items():
+        p[...] = dev(host_model.params[k])
+    return model
+
+
+def assert_grads_equal(got, want):
+    """Gradients of the backend in force equal the host's to float64 rounding (sums may be ordered
+    differently): relative to each parameter's largest entry."""
+    assert set(got) == set(want)
+    for k, g in want.items():
+        numpy.testing.assert_allclose(host(got[k]), g, rtol=1e-10, atol=1e-12 * float(numpy.abs(g).max()),
+                                      err_msg=k)
 
 
 def test_every_name_is_covered():
@@ -65,34 +89,45 @@ def test_every_name_is_covered():
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_gradients(name):
+    """The host's tape gradient matches central differences; the backend's equals the host's."""
     from lrpnet.gradcheck import check_model
-    model, x, y = checkable(name)
-    errors = check_model(model, x, y, max_entries=8, h=1e-5)
-    assert set(errors) == set(model.params) | {"input"}
+    reference, x, y = checkable(name)
+    with backend.using("numpy"):
+        errors = check_model(reference, x, y, max_entries=8, h=1e-5)
+        _, want = reference.loss_and_grads(x, y)
+    assert set(errors) == set(reference.params) | {"input"}
     assert max(errors.values()) < 1e-5, errors
-    _, grads = model.loss_and_grads(x, y)
-    assert not [k for k, g in grads.items() if not numpy.any(g)], "a parameter is disconnected"
+    _, grads = on_backend(reference).loss_and_grads(x, y)
+    assert_grads_equal(grads, want)
+    assert not [k for k, g in want.items() if not numpy.any(g)], "a parameter is disconnected"
 
 
 @pytest.mark.parametrize("name", ["deep_sd", "rlstm", "rlstm_sd", "conv+rlstm_sd"])
 def test_gradients_in_training(name):
-    """With dropout on (same masks at every evaluation), the tape's gradient still matches."""
-    model, x, y = checkable(name, keep=0.7)
+    """With dropout on (same masks at every evaluation), the tape's gradient still matches: the
+    backend's gradient, against central differences of the host model (a NumPy generator draws the
+    masks on the host for every backend)."""
+    reference, x, y = checkable(name, keep=0.7)
+    model = on_backend(reference)
 
-    def loss_grads():
-        return model.loss_and_grads(x, y, train=True, rng=numpy.random.default_rng(7))
+    def loss_grads(m):
+        return m.loss_and_grads(x, y, train=True, rng=numpy.random.default_rng(7))
 
-    loss0, grads = loss_grads()
+    def reference_loss():
+        with backend.using("numpy"):
+            return loss_grads(reference)[0]
+
+    loss0, grads = host(loss_grads(model))
     assert loss0 != model.loss_and_grads(x, y)[0]          # dropout changed something
     rng, h = numpy.random.default_rng(0), 1e-5
-    for pname, p in model.params.items():
+    for pname, p in reference.params.items():
         flat = p.reshape(-1)
         for i in rng.choice(flat.size, min(4, flat.size), replace=False):
             old = flat[i]
             flat[i] = old + h
-            up = loss_grads()[0]
+            up = reference_loss()
             flat[i] = old - h
-            down = loss_grads()[0]
+            down = reference_loss()
             flat[i] = old
             num, ana = (up - down) / (2 * h), grads[pname].reshape(-1)[i]
             assert abs(num - ana) <= 1e-5 * max(abs(num), abs(ana), 1e-4), (pname, i, num, ana)
@@ -117,7 +152,7 @@ def test_dropout_places_and_kind(name):
     x, _ = data(4)
     tape, _, _ = model.trace(x, train=True, rng=numpy.random.default_rng(0))
     for lname in drops:
-        masks = [n.cache for n in tape.nodes if n.layer.name == lname]
+        masks = [host(n.cache) for n in tape.nodes if n.layer.name == lname]
         assert len(masks) == T and not numpy.all(masks[0] == 2.0)       # 1/keep where kept
         same = [numpy.array_equal(masks[0], m) for m in masks[1:]]
         assert all(same) if stationary else not any(same), lname
@@ -126,9 +161,9 @@ def test_dropout_places_and_kind(name):
     first = next(iter(drops))
     m1 = next(n.cache for n in tape.nodes if n.layer.name == first)
     m2 = next(n.cache for n in tape2.nodes if n.layer.name == first)
-    assert not numpy.array_equal(m1, m2)
+    assert not numpy.array_equal(host(m1), host(m2))
     # no dropout at test time
-    assert numpy.array_equal(model.forward(x), model.forward(x))
+    assert numpy.array_equal(model.predict(x), model.predict(x))
 
 
 def test_steps_and_state_leaves():
@@ -153,20 +188,21 @@ def test_slices_are_column_blocks():
     a, b = (model.trace(v)[0] for v in (x, x2))
     for na, nb in zip(a.nodes, b.nodes):
         if na.step is not None and na.step < 2:
-            assert numpy.array_equal(na.output.value, nb.output.value)
-    assert not numpy.array_equal(a.nodes[-1].output.value, b.nodes[-1].output.value)
+            assert numpy.array_equal(host(na.output.value), host(nb.output.value))
+    assert not numpy.array_equal(host(a.nodes[-1].output.value), host(b.nodes[-1].output.value))
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_seeded_init_and_rebuild(name):
     a, b, c = small(name, seed=3), small(name, seed=3), small(name, seed=4)
-    assert all(numpy.array_equal(a.params[k], b.params[k]) for k in a.params)
-    assert any(not numpy.array_equal(a.params[k], c.params[k]) for k in a.params if k.endswith(".W"))
+    pa, pb, pc = host(a.params), host(b.params), host(c.params)
+    assert all(numpy.array_equal(pa[k], pb[k]) for k in pa)
+    assert any(not numpy.array_equal(pa[k], pc[k]) for k in pa if k.endswith(".W"))
     again = build(a.arch, **a.config)
     assert again.config == a.config and type(again) is type(a)
-    assert all(numpy.array_equal(a.params[k], again.params[k]) for k in a.params)
+    assert all(numpy.array_equal(pa[k], p) for k, p in host(again.params).items())
     x, _ = data(2)
-    assert numpy.array_equal(a.forward(x), again.forward(x))
+    assert numpy.array_equal(a.predict(x), again.predict(x))
     assert a.config["input_shape"] == list(SHAPE) and a.config["T"] == T and a.config["keep"] == 0.8
 
 
@@ -205,7 +241,7 @@ def test_float32_forward_matches_float64():
     for name in ("rlstm", "convdeep", "gru"):
         a, b = small(name, dtype="float32"), small(name, dtype="float64")
         x, _ = data()
-        ya, yb = a.forward(x), b.forward(x)
+        ya, yb = host(a.forward(x)), host(b.forward(x))
         assert ya.dtype == numpy.float32 and yb.dtype == numpy.float64
         assert numpy.allclose(ya, yb, atol=1e-5)
 
@@ -238,7 +274,7 @@ def test_against_torch(name):
     new["out.W"], new["out.b"] = lin.weight.detach().numpy().T, lin.bias.detach().numpy()
     assert set(new) == set(model.params)
     for k, v in new.items():
-        model.params[k][...] = v
+        model.params[k][...] = dev(v)
 
     x, y = data(4)
     xt = torch.tensor(_sequence(x), requires_grad=True)
@@ -248,8 +284,8 @@ def test_against_torch(name):
     loss = torch.nn.functional.cross_entropy(z, torch.tensor(y))
     loss.backward()
 
-    assert numpy.allclose(model.forward(x), logits.detach().numpy(), rtol=0, atol=1e-10)
-    ours_loss, grads = model.loss_and_grads(x, y)
+    assert numpy.allclose(model.predict(x), logits.detach().numpy(), rtol=0, atol=1e-10)
+    ours_loss, grads = host(model.loss_and_grads(x, y))
     assert abs(ours_loss - loss.item()) < 1e-10
     torch_grads = mapping.params_from_torch({k: p.grad.numpy() for k, p in rnn.named_parameters()})
     torch_grads["out.W"], torch_grads["out.b"] = lin.weight.grad.numpy().T, lin.bias.grad.numpy()
@@ -258,8 +294,8 @@ def test_against_torch(name):
     # the input gradient too, through the tape
     tape, x_var, out = model.trace(x)
     from lrpnet.losses import softmax_xent_zero_logit
-    leaf, _ = tape.backward({out: softmax_xent_zero_logit(out.value, y)[1]})
-    assert numpy.allclose(_sequence(leaf[x_var]), xt.grad.numpy(), rtol=0, atol=1e-8)
+    leaf, _ = tape.backward({out: softmax_xent_zero_logit(out.value, dev(y))[1]})
+    assert numpy.allclose(_sequence(host(leaf[x_var])), xt.grad.numpy(), rtol=0, atol=1e-8)
     # and back: our parameters give torch's state dict
     back = mapping.params_to_torch(model.params)
     assert all(numpy.array_equal(back[k], sd[k]) for k in sd)

@@ -4,15 +4,20 @@ The relevance pass knows no architecture: these tests run it on every model of `
 check the accounting identity (input relevance + absorbed = starting relevance), conservation without
 biases, and the known equalities (LRP-0 = gradient x input on ReLU nets; guided backprop = gradient
 when no negative signal reaches a ReLU).
+
+Models run under the backend in force (explain returns host arrays); ``test_backends_agree`` compares
+each backend with a host model under NumPy.
 """
 import numpy
 import pytest
 
 import lrpnet
-from lrpnet import composites, models
+from lrpnet import backend, composites, models
 from lrpnet.explain import Explanation, methods, pixel_mask
 from lrpnet.layers import Layer
 from lrpnet.models import Sequential
+
+from devices import dev
 
 SMALL = {
     "shallow": dict(hidden=12, state=10),
@@ -71,7 +76,7 @@ def feedforward(conv=False, seed=0):
     specs = [("dense", dict(n_in=20, n_out=16, bias="negsoftplus")), ("relu", {}), ("dropout", {}),
              ("dense", dict(n_in=16, n_out=12)), ("relu", {}), ("dense", dict(n_in=12, n_out=5))]
     model = Sequential(specs, input_shape=(20,), seed=seed, dtype="float64")
-    model.layers["3_dense"].params["b"][:] = numpy.random.default_rng(seed).normal(0, 0.2, 12)
+    model.layers["3_dense"].params["b"][:] = dev(numpy.random.default_rng(seed).normal(0, 0.2, 12))
     return model
 
 
@@ -203,7 +208,7 @@ def test_guided_backprop_equals_gradient_without_negative_signals():
     assert not numpy.allclose(lrpnet.explain(model, x, "gb"), g * g)      # random weights: they differ
     for name in ("3_dense", "5_dense"):         # weights above the first layer >= 0: no negative signal
         w = model.layers[name].params["W"]
-        w[:] = numpy.abs(w)
+        w[:] = abs(w)
     g = lrpnet.explain(model, x, "gradient")
     numpy.testing.assert_allclose(lrpnet.explain(model, x, "gb"), g * g, rtol=1e-12)
 
@@ -297,11 +302,15 @@ def test_background_dead_units_and_zero_scores_stay_finite(name):
 
 def test_backends_agree(each_backend):
     """The relevance pass is written against backend.xp(): every backend gives NumPy's answer."""
-    from lrpnet import backend
-    model, x = build("conv+rlstm_sd"), images(3)
+    x = images(3)
+    with backend.using("numpy"):                            # the reference: a host model under NumPy
+        reference = build("conv+rlstm_sd")
+        want = lrpnet.explain(reference, x, "lrp-alpha1.5beta0.5", return_details=True)
+    model = build("conv+rlstm_sd", seed=2)                  # the same model under the backend
+    for k, p in model.params.items():
+        p[...] = dev(reference.params[k])
+    assert reference.device == "cpu" and model.backend == each_backend
     got = lrpnet.explain(model, x, "lrp-alpha1.5beta0.5", return_details=True)
-    with backend.using("numpy"):
-        want = lrpnet.explain(model, x, "lrp-alpha1.5beta0.5", return_details=True)
     numpy.testing.assert_allclose(got.relevance, want.relevance, rtol=1e-9, atol=1e-14)
     assert isinstance(got.relevance, numpy.ndarray)
 

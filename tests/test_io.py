@@ -6,10 +6,13 @@ import numpy
 import pytest
 
 import lrpnet
+from lrpnet import backend
 from lrpnet.io import CheckpointError, FORMAT_VERSION, load, save
 from lrpnet.io.checkpoint import META_KEY, read_meta
 from lrpnet.models import Sequential
 from lrpnet.training import Adam
+
+from devices import dev, host
 
 
 def mlp(seed=3, dtype="float32"):
@@ -44,18 +47,25 @@ def rewrite(path, drop=(), add=None, meta=None):
 def test_round_trip_is_bit_exact(tmp_path, make, dtype):
     model = make(dtype=dtype)
     for p in model.params.values():          # not the initial values: a load that re-inits would fail
-        p += numpy.random.default_rng(1).standard_normal(p.shape).astype(p.dtype)
+        p += dev(numpy.random.default_rng(1).standard_normal(p.shape).astype(p.dtype))
     path = tmp_path / "m.npz"
     save(model, path, extra={"history": [{"epoch": 0, "loss": 0.5}]})
     loaded, meta = load(path, with_meta=True)
     assert type(loaded) is type(model) and loaded.dtype == model.dtype
     assert loaded.config == json.loads(json.dumps(model.config))
     assert set(loaded.params) == set(model.params)
+    # loaded under the backend in force: a GPU model under "cupy", its arrays on the device
+    assert loaded.backend == backend.name() and loaded.device == model.device
     for k, p in model.params.items():
-        assert loaded.params[k].dtype == p.dtype
-        numpy.testing.assert_array_equal(loaded.params[k], p)
+        assert loaded.params[k].dtype == p.dtype and backend.device_of(loaded.params[k]) == model.device
+        numpy.testing.assert_array_equal(host(loaded.params[k]), host(p))
     x = x_for(model)
     numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with backend.using("numpy"):                  # the same file gives a host model too
+        on_host = load(path)
+    assert on_host.device == "cpu" and all(type(p) is numpy.ndarray for p in on_host.params.values())
+    for k, p in model.params.items():
+        numpy.testing.assert_array_equal(on_host.params[k], host(p))
     assert meta["extra"] == {"history": [{"epoch": 0, "loss": 0.5}]} and meta["optimizer_state"] is None
     assert lrpnet.load(path).num_params() == model.num_params()
 
@@ -67,7 +77,8 @@ def test_file_is_plain_npz_with_json_metadata(tmp_path):
         raw = z[META_KEY]
         assert raw.dtype.kind == "U" and raw.shape == ()
         meta = json.loads(str(raw))
-        numpy.testing.assert_array_equal(z["0_dense.W"], model.params["0_dense.W"])
+        assert type(z["0_dense.W"]) is numpy.ndarray          # a device model writes host arrays
+        numpy.testing.assert_array_equal(z["0_dense.W"], host(model.params["0_dense.W"]))
     assert meta["format"] == "lrpnet-checkpoint" and meta["format_version"] == FORMAT_VERSION
     assert meta["arch"] == "sequential" and meta["dtype"] == "float32"
     assert meta["lrpnet_version"] == lrpnet.__version__
@@ -85,8 +96,8 @@ def test_optimizer_state_round_trip(tmp_path):
     opt2.load_state_dict(meta["optimizer_state"])
     assert opt2.t == 1 and opt2.lr == 3e-3
     for k in opt.m:
-        numpy.testing.assert_array_equal(opt2.m[k], opt.m[k])
-        numpy.testing.assert_array_equal(opt2.v[k], opt.v[k])
+        numpy.testing.assert_array_equal(host(opt2.m[k]), host(opt.m[k]))
+        numpy.testing.assert_array_equal(host(opt2.v[k]), host(opt.v[k]))
 
 
 def test_write_is_atomic_and_leaves_no_temp_file(tmp_path, monkeypatch):
@@ -224,10 +235,10 @@ def assert_same_model(torch, net, model, x_torch, x_lrp, y, grads_of=None):
     got = model.predict(x_lrp)
     assert got.dtype == numpy.float64
     numpy.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
-    _, grads = model.loss_and_grads(x_lrp, y)
+    _, grads = host(model.loss_and_grads(x_lrp, y))
     want_grads = (grads_of or (lambda: from_torch(grads_module(torch, net), input_shape=tuple(x_torch.shape[1:]))))()
     for k, g in grads.items():
-        numpy.testing.assert_allclose(g, want_grads.params[k], rtol=0, atol=1e-8, err_msg=k)
+        numpy.testing.assert_allclose(g, host(want_grads.params[k]), rtol=0, atol=1e-8, err_msg=k)
 
 
 @pytest.mark.torch
@@ -282,7 +293,7 @@ def test_from_torch_flatten_permutation_matters():
     x = torch.randn(4, 1, 2, 2, dtype=torch.float64)
     numpy.testing.assert_allclose(model.predict(x.permute(0, 2, 3, 1).numpy()), net(x).detach().numpy(), atol=1e-12)
     W = net[2].weight.detach().numpy().T
-    assert not numpy.allclose(model.params["2_dense.W"], W)
+    assert not numpy.allclose(host(model.params["2_dense.W"]), W)
 
 
 @pytest.mark.torch

@@ -1,6 +1,9 @@
 """The Numba kernels (kernels/numba) compute the NumPy reference operations: equal results on a grid of
 geometries and both dtypes, max-pool ties and -inf padding decided the same way, and a small ConvDeep
-whose loss, gradients and DTD relevance do not depend on the backend."""
+whose loss, gradients and DTD relevance do not depend on the backend.
+
+These are host tests whatever ``LRPNET_BACKEND`` says: every test runs under the NumPy reference, on
+host arrays, and calls the Numba kernels directly or under ``backend.using("numba")``."""
 import os
 import subprocess
 import sys
@@ -24,6 +27,13 @@ CONV_CASES = [((2, 7, 5, 1), (1, 1), 1), ((2, 7, 5, 3), (3, 3), 4), ((1, 9, 6, 1
 POOL_CASES = [((2, 7, 5, 1), (2, 2)), ((2, 7, 6, 3), (3, 3)), ((1, 5, 9, 2), (3, 2)), ((2, 4, 5, 3), (1, 1))]
 STRIDES = [(1, 1), (2, 2), (2, 1)]
 PADDINGS = ["SAME", "VALID"]
+
+
+@pytest.fixture(autouse=True)
+def on_the_host():
+    """The references read ``backend.xp()``: run them under NumPy, on host arrays, in every run."""
+    with backend.using("numpy"):
+        yield
 
 
 def both(name):
@@ -170,7 +180,7 @@ def test_convdeep_gradients_and_dtd_relevance_do_not_depend_on_backend(rng):
     import lrpnet
     from lrpnet.models import build
     model = build("convdeep", input_shape=(28, 12), T=3, conv1=3, conv2=4, front=8, mid=6, state=6, top=5,
-                  dtype="float64")
+                  dtype="float64")                          # a host model (the fixture: under numpy)
     x = rng.uniform(-1, 1, (4, 28, 12))
     y = rng.integers(0, model.n_classes, 4)
     loss_ref, grads_ref = model.loss_and_grads(x, y)
@@ -181,8 +191,8 @@ def test_convdeep_gradients_and_dtd_relevance_do_not_depend_on_backend(rng):
     assert float(numpy.abs(rel_ref).sum()) > 0 and set(grads) == set(grads_ref)
     numpy.testing.assert_allclose(loss, loss_ref, rtol=1e-10)
     for name in grads_ref:
-        g_ref = backend.to_numpy(grads_ref[name])
-        numpy.testing.assert_allclose(backend.to_numpy(grads[name]), g_ref, rtol=1e-10,
+        g_ref = grads_ref[name]
+        numpy.testing.assert_allclose(grads[name], g_ref, rtol=1e-10,
                                       atol=1e-10 * float(numpy.abs(g_ref).max()), err_msg=name)
     numpy.testing.assert_allclose(rel, rel_ref, rtol=1e-10, atol=1e-10 * float(numpy.abs(rel_ref).max()))
 

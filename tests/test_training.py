@@ -1,8 +1,14 @@
+"""Adam, the training loop, reproducibility and resuming, under the backend in force (hand-computed and
+PyTorch references on the host). On a GPU the loop draws dropout masks with CuPy's generator, so
+runs are compared with runs under the same backend, never with the CPU's masks."""
 import numpy
 import pytest
 
+from lrpnet.data.device import DeviceDataset, on_device
 from lrpnet.models import Sequential
 from lrpnet.training import Adam, ArrayDataset, TrainingDiverged, accuracy, fit, learning_rate
+
+from devices import dev, host
 
 
 def mlp(seed=0, dtype="float64", n_in=8, n_classes=3, keep=0.8):
@@ -22,24 +28,25 @@ def blobs(n=120, n_in=8, n_classes=3, seed=0):
 
 
 def params_copy(model):
-    return {k: v.copy() for k, v in model.params.items()}
+    """The model's parameters, copied to the host."""
+    return {k: host(v).copy() for k, v in model.params.items()}
 
 
 def test_adam_matches_a_hand_computed_step():
-    p = numpy.array([1.0, -2.0, 0.5])
+    p = dev(numpy.array([1.0, -2.0, 0.5]))
     g1 = numpy.array([0.1, -0.3, 2.0])
     g2 = numpy.array([-0.2, 0.1, 1.0])
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
     opt = Adam({"p": p}, lr=lr, beta1=b1, beta2=b2, eps=eps)
-    opt.step({"p": g1})
+    opt.step({"p": dev(g1)})
     # step 1: m = 0.1 g, v = 0.001 g^2; mhat = g, vhat = g^2; so p -= lr * g / (|g| + eps)
     want1 = numpy.array([1.0, -2.0, 0.5]) - lr * g1 / (numpy.abs(g1) + eps)
-    numpy.testing.assert_allclose(p, want1, rtol=0, atol=1e-15)
-    opt.step({"p": g2})
+    numpy.testing.assert_allclose(host(p), want1, rtol=0, atol=1e-15)
+    opt.step({"p": dev(g2)})
     m = 0.9 * (0.1 * g1) + 0.1 * g2
     v = 0.999 * (0.001 * g1 ** 2) + 0.001 * g2 ** 2
     want2 = want1 - lr * (m / (1 - 0.9 ** 2)) / (numpy.sqrt(v / (1 - 0.999 ** 2)) + eps)
-    numpy.testing.assert_allclose(p, want2, rtol=1e-13, atol=1e-15)
+    numpy.testing.assert_allclose(host(p), want2, rtol=1e-13, atol=1e-15)
     assert opt.t == 2
 
 
@@ -49,7 +56,7 @@ def test_adam_updates_the_model_in_place_and_checks_names():
     opt = Adam(model.params, lr=1e-2)
     _, grads = model.loss_and_grads(numpy.ones((4, 8)), numpy.array([0, 1, 2, 0]))
     opt.step(grads)
-    assert all(not numpy.array_equal(before[k], v) for k, v in model.params.items())
+    assert all(not numpy.array_equal(before[k], v) for k, v in host(model.params).items())
     with pytest.raises(KeyError, match="missing"):
         opt.step({k: g for k, g in list(grads.items())[1:]})
 
@@ -60,15 +67,15 @@ def test_adam_agrees_with_torch():
     rng = numpy.random.default_rng(0)
     p0 = rng.standard_normal(5)
     grads = rng.standard_normal((4, 5))
-    p = p0.copy()
+    p = dev(p0.copy())
     opt = Adam({"p": p}, lr=0.05)
     tp = torch.tensor(p0, requires_grad=True)
     topt = torch.optim.Adam([tp], lr=0.05, betas=(0.9, 0.999), eps=1e-8)
     for g in grads:
-        opt.step({"p": g})
+        opt.step({"p": dev(g)})
         tp.grad = torch.tensor(g)
         topt.step()
-    numpy.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(host(p), tp.detach().numpy(), rtol=1e-12)
 
 
 def test_fit_decreases_the_loss_and_learns_a_separable_problem():
@@ -93,7 +100,7 @@ def test_fit_is_reproducible_and_seed_dependent():
     assert not all(numpy.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
 
 
-def test_shuffling_differs_per_epoch_and_is_reproducible():
+def test_shuffling_differs_per_epoch_and_is_reproducible(monkeypatch):
     ds = ArrayDataset(numpy.arange(20, dtype=numpy.float32)[:, None], numpy.arange(20))
     orders = {}
     for epoch in (0, 1):
@@ -102,16 +109,24 @@ def test_shuffling_differs_per_epoch_and_is_reproducible():
         numpy.testing.assert_array_equal(orders[epoch], again)
         assert sorted(orders[epoch]) == list(range(20))
     assert not numpy.array_equal(orders[0], orders[1])
+    # the device copy a GPU run trains on (here: of the backend in force) draws the same orders
+    for epoch in (0, 1):
+        got = numpy.concatenate([host(y) for _, y in on_device(ds, "float32").batches(6, seed=3, epoch=epoch)])
+        numpy.testing.assert_array_equal(got, orders[epoch])
 
-    # and fit really asks for a new order every epoch, with its seed
+    # and fit really asks for a new order every epoch, with its seed (of the host dataset on the
+    # CPU, of its device copy on a GPU)
     seen = []
 
-    class Spy(ArrayDataset):
-        def batches(self, batch_size, shuffle=True, seed=0, epoch=0):
+    def spying(batches):
+        def spy(self, batch_size, shuffle=True, seed=0, epoch=0):
             seen.append((shuffle, seed, epoch))
-            return super().batches(batch_size, shuffle, seed, epoch)
+            return batches(self, batch_size, shuffle, seed, epoch)
+        return spy
 
-    fit(mlp(n_in=1), Spy(ds.images(), ds.labels % 3), epochs=3, seed=7, progress=False)
+    monkeypatch.setattr(ArrayDataset, "batches", spying(ArrayDataset.batches))
+    monkeypatch.setattr(DeviceDataset, "batches", spying(DeviceDataset.batches))
+    fit(mlp(n_in=1), ArrayDataset(ds.images(), ds.labels % 3), epochs=3, seed=7, progress=False)
     assert seen == [(True, 7, 0), (True, 7, 1), (True, 7, 2)]
 
 
@@ -127,12 +142,12 @@ def test_resume_from_adam_state_equals_uninterrupted_training():
 
     resumed = mlp(seed=99)                       # different init: everything must come from the save
     for k, v in resumed.params.items():
-        v[...] = saved_params[k]
+        v[...] = dev(saved_params[k])
     opt2 = Adam(resumed.params, lr=123.0)
     opt2.load_state_dict(saved_state)
     fit(resumed, ds, epochs=3, batch_size=10, seed=5, progress=False, optimizer=opt2, start_epoch=1)
     for k, v in straight.params.items():
-        numpy.testing.assert_array_equal(resumed.params[k], v)
+        numpy.testing.assert_array_equal(host(resumed.params[k]), host(v))
 
 
 def test_nan_loss_stops_with_epoch_and_batch():
@@ -142,7 +157,7 @@ def test_nan_loss_stops_with_epoch_and_batch():
     with pytest.raises(TrainingDiverged, match="epoch 0, batch 0"):
         fit(model, blobs(), epochs=1, batch_size=10, progress=False)
     for k, v in model.params.items():        # the bad batch was not applied
-        numpy.testing.assert_array_equal(v, before[k])
+        numpy.testing.assert_array_equal(host(v), before[k])
 
 
 def test_max_batches_callback_and_progress_bar(capsys):
@@ -178,7 +193,7 @@ def test_fit_runs_a_recurrent_model_on_an_lrpnet_data_dataset():
     history = fit(model, ds, val=ds, epochs=2, batch_size=10, max_batches=2, progress=False)
     assert len(history) == 2 and 0.0 <= history[1]["val_acc"] <= 1.0
     assert all(numpy.isfinite(h["loss"]) for h in history)
-    assert any(not numpy.array_equal(before[k], v) for k, v in model.params.items())
+    assert any(not numpy.array_equal(before[k], v) for k, v in host(model.params).items())
 
 
 def test_cosine_schedule_decays_from_lr_towards_zero():
@@ -201,5 +216,5 @@ def test_resumed_cosine_training_follows_the_same_curve():
     fit(resumed, ds, epochs=3, batch_size=10, lr=1e-2, seed=5, progress=False, optimizer=opt,
         lr_schedule="cosine", start_epoch=1)
     for k, v in straight.params.items():
-        numpy.testing.assert_array_equal(resumed.params[k], v)
+        numpy.testing.assert_array_equal(host(resumed.params[k]), host(v))
     assert opt.lr < 1e-2 * 0.05                  # the rate of the last batch, near the end of the curve

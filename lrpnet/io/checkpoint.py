@@ -66,7 +66,7 @@ def save(model, path, extra=None, optimizer=None) -> None:
     from .. import __version__
 
     path = os.fspath(path)
-    params = {k: backend.to_numpy(v) for k, v in model.params.items()}
+    params = backend.fetch(model.params)         # host arrays: one copy per dtype from a GPU
     for k in params:
         if k == META_KEY or k.startswith(OPT_PREFIX):
             raise ValueError(f"save: parameter name {k!r} clashes with the checkpoint's own keys")
