@@ -4,11 +4,11 @@
 #
 # Steps, each under its own time limit, all within one overall deadline (TOTAL_S, 460 s: the whole
 # script ends in under 8 minutes even if a step hangs):
-#   1. the test suite under the CuPy backend          (tests.log,   at most TESTS_S=200 s)
-#   2. the CuPy kernel tests, tests/test_kernels_cupy.py (kernels.log, at most KERNELS_S=60 s)
-#   3. a smoke sweep on the GPU: deep, rlstm, convdeep on mnist-maj, the smoke profile (1 epoch) on
+#   1. the CuPy kernel tests, tests/test_kernels_cupy.py (kernels.log, at most KERNELS_S=60 s)
+#   2. a smoke sweep on the GPU: deep, rlstm, convdeep on mnist-maj, the smoke profile (1 epoch) on
 #      600 / 100 / 100 train / val / test samples, 50 explained, outputs in /tmp/gpu-check-sweep
 #                                                     (sweep.log, at most SWEEP_S=90 s)
+#   3. the test suite under the CuPy backend          (tests.log,   at most TESTS_S=200 s)
 #   4. python benchmarks/backends.py --quick          (backends.md, at most BENCH_S=180 s; the table
 #      is rewritten after every row, so a cut run keeps its rows)
 # and writes summary.md (GPU, date, the exact commands, each step's status, counts and seconds, the
@@ -134,23 +134,19 @@ EOF
 TIMEOUT_FLAG=()
 if "$PY" -c 'import pytest_timeout' 2>/dev/null; then TIMEOUT_FLAG=(--timeout=120); fi
 
-# -- 1. the test suite -----------------------------------------------------------------------------
-run_step "1. test suite" "$TESTS_S" tests.log \
-  env LRPNET_BACKEND=$BACKEND LRPNET_DATA="$DATA" "$PY" -m pytest -q -x "${TIMEOUT_FLAG[@]}"
-
-# -- 2. the CuPy kernel tests ----------------------------------------------------------------------
+# -- 1. the CuPy kernel tests (first: quick, and they say whether the kernels compute their references) ----------------------------------------------------------------------
 if [ -f tests/test_kernels_cupy.py ]; then
-  run_step "2. CuPy kernel tests" "$KERNELS_S" kernels.log \
+  run_step "1. CuPy kernel tests" "$KERNELS_S" kernels.log \
     env LRPNET_BACKEND=$BACKEND "$PY" -m pytest -q "${TIMEOUT_FLAG[@]}" tests/test_kernels_cupy.py
 else
-  echo "tests/test_kernels_cupy.py does not exist (yet): step 2 skipped" | tee "$OUT/kernels.log"
-  STEPS+=("| 2. CuPy kernel tests | skipped: tests/test_kernels_cupy.py absent | | 0 | |")
+  echo "tests/test_kernels_cupy.py does not exist (yet): step 1 skipped" | tee "$OUT/kernels.log"
+  STEPS+=("| 1. CuPy kernel tests | skipped: tests/test_kernels_cupy.py absent | | 0 | |")
 fi
 
-# -- 3. a smoke sweep ------------------------------------------------------------------------------
+# -- 2. a smoke sweep ------------------------------------------------------------------------------
 if [ -d "$DATA/mnist" ]; then
   rm -rf "$SWEEP_DIR"
-  run_step "3. smoke sweep" "$SWEEP_S" sweep.log \
+  run_step "2. smoke sweep" "$SWEEP_S" sweep.log \
     "$PY" experiments/sweep.py --device $DEVICE --profile smoke --archs deep,rlstm,convdeep \
       --datasets mnist-maj --train-size 600 --val-size 100 --test-size 100 --explain-size 50 \
       --workers 1 --no-progress --data-dir "$DATA" --out "$SWEEP_DIR"
@@ -158,10 +154,14 @@ if [ -d "$DATA/mnist" ]; then
     { echo; echo "=== $SWEEP_DIR/report.md"; cat "$SWEEP_DIR/report.md"; } >> "$OUT/sweep.log"
   fi
 else
-  echo "no MNIST under $DATA: step 3 skipped (see this script's header: cp -r ../shared/data/mnist .device/data/)" \
+  echo "no MNIST under $DATA: step 2 skipped (see this script's header: cp -r ../shared/data/mnist .device/data/)" \
     | tee "$OUT/sweep.log"
-  STEPS+=("| 3. smoke sweep | skipped: no $DATA/mnist | | 0 | |")
+  STEPS+=("| 2. smoke sweep | skipped: no $DATA/mnist | | 0 | |")
 fi
+
+# -- 3. the test suite (whole, so one run shows every failure; the slowest tests are listed) -----------------------------------------------------------------------------
+run_step "3. test suite" "$TESTS_S" tests.log \
+  env LRPNET_BACKEND=$BACKEND LRPNET_DATA="$DATA" "$PY" -m pytest -q --maxfail=50 --durations=15 -p no:cacheprovider "${TIMEOUT_FLAG[@]}"
 
 # -- 4. the backends benchmark ---------------------------------------------------------------------
 rm -f "$OUT/backends.md"
