@@ -159,7 +159,7 @@ def _explain_batch(model, x, method, comp, target, start, details, keep):
 
 
 def _gradient_method(tape, x_var, out, onehot, method):
-    leaf_grads, _ = tape.backward({out: onehot}, guided=(method == "gb"))
+    leaf_grads, _ = tape.backward({out: onehot}, guided=(method == "gb"), params=False, leaves=(x_var,))
     g = leaf_grads.get(x_var)
     g = backend.xp().zeros_like(x_var.value) if g is None else g
     if method in ("sa", "gb"):

@@ -119,23 +119,52 @@ class Tape:
         kept.update({v: s for v, s in signals.values()})
         return kept
 
-    def backward(self, seeds: dict, guided: bool = False):
-        """The gradient of ``sum(seed * output)`` with respect to every leaf and every parameter.
+    def backward(self, seeds: dict, guided: bool = False, params: bool = True, leaves=None):
+        """The gradient of ``sum(seed * output)`` with respect to leaves and parameters.
 
         Returns ``(leaf_grads, param_grads)``: leaf_grads keyed by Var, param_grads keyed by the
         parameter's full name (``layer.name + "." + local name``), summed over every use of the layer
         (over time steps, for recurrent cells).
+
+        Only what is asked for is computed: ``params=False`` skips every parameter gradient (an
+        explanation needs none); ``leaves`` lists the leaf Vars whose gradient is wanted (None: every
+        leaf; training passes ``()``), and an input gradient that reaches none of them and no wanted
+        parameter is not computed (conv1's gradient with respect to the pixels, in training).
         """
         param_grads: dict = {}
+        wanted = self._wanted(params, leaves)
 
         def local_step(node, dy):
             layer = node.layer
-            step = layer.guided_backward if guided else layer.backward
-            dxs, dparams = step(node.cache, dy)
+            needed = [wanted.get(id(v), False) for v in node.inputs]
+            if not hasattr(layer, "param_grads"):
+                dxs, dparams = (layer.guided_backward if guided else layer.backward)(node.cache, dy)
+                dparams = dparams if params else {}
+            else:                     # a linear layer (guided or not): its two parts, each if needed
+                dxs = (layer.input_grad(node.cache, dy) if needed[0] else None,)
+                dparams = layer.param_grads(node.cache, dy) if params and layer.params else {}
             for k, g in dparams.items():
                 full = f"{layer.name}.{k}"
                 param_grads[full] = param_grads[full] + g if full in param_grads else g
-            return dxs
+            return tuple(dx if need else None for dx, need in zip(dxs, needed))
 
         leaf_grads = self.reverse(seeds, local_step)
         return leaf_grads, param_grads
+
+    def _wanted(self, params, leaves) -> dict:
+        """id(Var) -> whether its gradient leads to a wanted leaf or parameter, for every Var that is
+        a node's input. Nodes are in execution order, so a Var's maker is decided before its users."""
+        wanted_leaves = None if leaves is None else {id(v) for v in leaves}
+        made: dict = {}                 # id(output Var) -> wanted
+        out: dict = {}
+        for node in self.nodes:
+            any_input = False
+            for v in node.inputs:
+                if v.node is None:
+                    w = wanted_leaves is None or id(v) in wanted_leaves
+                else:
+                    w = made.get(id(v), False)
+                out[id(v)] = w
+                any_input = any_input or w
+            made[id(node.output)] = any_input or bool(params and node.layer.params)
+        return out

@@ -14,6 +14,9 @@ Linear layers (dense, conv) additionally expose the two functions the LRP rules 
 (see ``lrpnet.rules``): ``linear(x, weight, bias)``, the affine map with any (modified) parameters, and
 ``linear_input_grad(weight, dz, x_shape)``, its vector-Jacobian product with respect to the input.
 ``weight`` and ``bias`` are the effective parameters (for a ReLU unit the bias is -softplus(b)).
+Their ``backward`` is two parts, ``input_grad(cache, dy)`` and ``param_grads(cache, dy)``, so that a
+backward pass computes only what it needs (``Tape.backward``): parameter gradients in training,
+input gradients in explanations.
 """
 from __future__ import annotations
 
@@ -129,6 +132,18 @@ class LinearLayer(Layer):
             return None
         b = self.params["b"]
         return backend.op("negsoftplus")(b) if self.bias_mode == "negsoftplus" else b
+
+    # -- the gradient in two parts, so a backward pass computes only what it is asked for ------------
+    def backward(self, cache, dz):
+        return (self.input_grad(cache, dz),), self.param_grads(cache, dz)
+
+    def input_grad(self, cache, dz):
+        """dL/dx given dL/dz (``cache`` is what ``forward`` kept)."""
+        raise NotImplementedError
+
+    def param_grads(self, cache, dz):
+        """{local name: dL/dparam} given dL/dz."""
+        raise NotImplementedError
 
     def bias_grad(self, dz_sum):
         """The gradient of the bias parameter from dz summed over every axis but the last."""

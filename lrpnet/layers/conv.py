@@ -184,8 +184,10 @@ class Conv2D(LinearLayer):
         self.check_input(x.shape)
         return self.linear(x, self.weight, self.bias), x
 
-    def backward(self, x, dz):
+    def input_grad(self, x, dz):
+        return self.linear_input_grad(self.weight, dz, x.shape)
+
+    def param_grads(self, x, dz):
         pads = self.pads(x.shape)[0]
-        grads = {"W": backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads),
-                 **self.bias_grad(dz.sum(axis=(0, 1, 2)))}
-        return (self.linear_input_grad(self.weight, dz, x.shape),), grads
+        return {"W": backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads),
+                **self.bias_grad(dz.sum(axis=(0, 1, 2)))}

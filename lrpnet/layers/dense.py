@@ -36,6 +36,8 @@ class Dense(LinearLayer):
                              f"got {tuple(x.shape)}")
         return self.linear(x, self.weight, self.bias), x
 
-    def backward(self, x, dz):
-        grads = {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}
-        return (self.linear_input_grad(self.weight, dz),), grads
+    def input_grad(self, x, dz):
+        return self.linear_input_grad(self.weight, dz)
+
+    def param_grads(self, x, dz):
+        return {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}

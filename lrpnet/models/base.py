@@ -168,7 +168,7 @@ class Model:
     def param_grads(self, tape, out, dlogits) -> dict:
         """The gradient of ``sum(dlogits * logits)`` with respect to every parameter (zero for a
         parameter no path reached), keyed like ``params``."""
-        _, grads = tape.backward({out: dlogits})
+        _, grads = tape.backward({out: dlogits}, leaves=())
         xp = backend.xp()
         for name, p in self.params.items():
             if name not in grads:
