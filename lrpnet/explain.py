@@ -30,6 +30,7 @@ import numpy
 from . import backend, composites, rules
 
 GRADIENT_METHODS = ("sa", "gb", "gradient", "gradient_x_input")
+CHUNK = {"cpu": 100, "gpu": 1000}      # default samples per chunk of ``explain`` (its docstring)
 STARTS = ("relu_logit", "logit", "onehot")
 GATES = composites.GATE_RULES
 
@@ -77,7 +78,11 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
     target: "predicted", an int class, or an int array (N,) (e.g. the true labels).
     start: "relu_logit" | "logit" | "onehot" (module docstring).
     gates: None (the composite's gate rule, signal-take-all by default), "signal_take_all", "prop", "half".
-    batch_size: explain in chunks of this many samples (each chunk goes through the tape at once).
+    batch_size: explain in chunks of this many samples (each chunk goes through the tape at once);
+        default ``CHUNK[device]``: 100 on the CPU (a tape's arrays grow with the chunk, and beyond a
+        few hundred samples they leave the caches: larger chunks are slower and the memory grows
+        with them), 1000 on a GPU (fewer, larger launches). ``details.tape`` is kept only when the
+        whole batch fits in one chunk.
     """
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
@@ -86,7 +91,7 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
         x = model.check_input(x)
         n = x.shape[0]
         targets = _targets(target, n, model)
-        step = max(n, 1) if batch_size is None else int(batch_size)
+        step = CHUNK[model.device] if batch_size is None else int(batch_size)
         if step < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size}")
         parts = [_explain_batch(model, x[i:i + step], name, comp,
