@@ -195,7 +195,7 @@ def test_run_job_leaves_the_callers_backend_as_it_found_it(monkeypatch):
     seen = []
     monkeypatch.setattr(jobs, "_run_job", lambda *args: seen.append(backend.name()))
     with backend.using("numba"):
-        jobs.run_job({}, "unused", device="cpu")
+        jobs.run_job({}, "unused", device="cpu", backend="numpy")
         assert backend.name() == "numba"
     assert seen == ["numpy"]
 

@@ -25,6 +25,11 @@ BAD = [
     (["--methods", "sa,lrp-bogus"], "unknown method 'lrp-bogus'"),
     (["--datasets", "cifar10"], "unknown dataset 'cifar10'"),
     (["--device", "tpu"], "'tpu'"),
+    (["--backend", "torch"], "invalid choice: 'torch'"),
+    (["--backend", "cupy"], "--backend cupy runs on the gpu, not with --device cpu"),
+    (["--device", "cpu", "--backend", "cupy"], "(use --device gpu, or leave --backend out)"),
+    (["--device", "gpu", "--backend", "numba"], "--backend numba runs on the cpu, not with --device gpu"),
+    (["--device", "gpu", "--backend", "numpy"], "--backend numpy runs on the cpu, not with --device gpu"),
     (["--grid", "exp9"], "'exp9'"),
     (["--profile", "huge"], "'huge'"),
     (["--folds", "0,9"], "bad fold '9'"),
@@ -98,3 +103,94 @@ def test_help_explains_every_option(capsys):
         assert opt in text, opt
     for profile in ("thesis", "fast", "smoke"):
         assert profile in text
+
+
+# -- --backend: which backend computes, passed to every job ------------------------------------------------
+def _run_recorded(argv, tmp_path, monkeypatch):
+    """``main(argv)`` with the data check, the jobs and the report replaced: (exit status, the keyword
+    arguments ``run_jobs`` got, its configurations, the device check's (device, backend))."""
+    from lrpnet.sweep import cli, runner
+    seen = {}
+    monkeypatch.setattr(cli, "_check_data", lambda *args: None)
+    monkeypatch.setattr(cli, "_check_device", lambda device, need, client: seen.update(checked=(device, need)))
+    monkeypatch.setattr(cli, "_report", lambda out: None)
+
+    def run_jobs(configs, out_dir, **kwargs):
+        seen.update(configs=list(configs), kwargs=kwargs)
+    monkeypatch.setattr(runner, "run_jobs", run_jobs)
+    rc = main([*argv, "--out", str(tmp_path / "out"), "--archs", "deep", "--datasets", "mnist-maj",
+               "--folds", "0", "--no-progress"])
+    return rc, seen
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "cpu default"), (["--backend", "numpy"], "numpy"), (["--backend", "numba"], "numba"),
+    (["--device", "cpu", "--backend", "numba"], "numba"), (["--device", "gpu"], "cupy"),
+    (["--device", "gpu", "--backend", "cupy"], "cupy")], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_backend_flag_reaches_every_job(argv, expected, tmp_path, monkeypatch, capsys):
+    from lrpnet.sweep.jobs import DEVICE_BACKENDS
+    expected = DEVICE_BACKENDS["cpu"] if expected == "cpu default" else expected
+    device = "gpu" if "gpu" in argv else "cpu"
+    rc, seen = _run_recorded(argv, tmp_path, monkeypatch)
+    assert rc == 0, capsys.readouterr().err
+    assert seen["kwargs"]["backend"] == expected and seen["kwargs"]["device"] == device
+    assert seen["checked"] == (device, expected)            # the device check asks for that backend
+    assert f"on {device} ({expected} backend)" in capsys.readouterr().out
+
+
+def test_the_backend_is_not_part_of_a_jobs_identity(tmp_path, monkeypatch):
+    """Choosing a backend changes neither the jobs nor their hashes (the results store's keys and the
+    checkpoints' names): a sweep run under numba finds the jobs a numpy run finished, and back."""
+    from lrpnet.sweep.config import job_hash, model_hash
+    runs = {}
+    for chosen in ("numpy", "numba"):
+        rc, seen = _run_recorded(["--backend", chosen], tmp_path / chosen, monkeypatch)
+        assert rc == 0
+        runs[chosen] = seen["configs"]
+        assert all("backend" not in c for c in seen["configs"])
+    assert runs["numpy"] == runs["numba"]
+    assert [job_hash(c) for c in runs["numpy"]] == [job_hash(c) for c in runs["numba"]]
+    assert [model_hash(c) for c in runs["numpy"]] == [model_hash(c) for c in runs["numba"]]
+
+
+def test_run_job_runs_on_the_chosen_backend_and_restores_the_callers(monkeypatch):
+    from lrpnet.sweep import jobs
+    seen = []
+    monkeypatch.setattr(jobs, "_run_job", lambda *args: seen.append(backend.name()))
+    with backend.using("numpy"):
+        jobs.run_job({}, "unused", device="cpu")
+        if "numba" in backend.available():
+            jobs.run_job({}, "unused", device="cpu", backend="numba")
+        jobs.run_job({}, "unused", device="cpu", backend="numpy")
+        assert backend.name() == "numpy"
+    assert seen == [jobs.DEVICE_BACKENDS["cpu"]] + (["numba"] if "numba" in backend.available() else []) + ["numpy"]
+    with pytest.raises(ValueError, match="backend 'cupy' runs on the gpu, not on device 'cpu'; "
+                                         "expected one of numpy, numba"):
+        jobs.run_job({}, "unused", device="cpu", backend="cupy")
+    with pytest.raises(ValueError, match="backend 'numba' runs on the cpu, not on device 'gpu'; expected one of cupy"):
+        jobs.run_job({}, "unused", device="gpu", backend="numba")
+    with pytest.raises(ValueError, match="unknown backend 'torch'"):
+        jobs.run_job({}, "unused", device="cpu", backend="torch")
+    assert len(seen) == 2 + ("numba" in backend.available())      # nothing ran for the refused ones
+
+
+def test_numba_backend_missing_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backend, "available", lambda: ["numpy"])
+    out = tmp_path / "out"
+    rc = main(["--backend", "numba", "--out", str(out)])
+    _check_one_line_error(rc, capsys.readouterr().err,
+                          "--backend numba needs the numba package here: pip install numba", out)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (os.environ.get("LRPNET_DATA") and os.path.isdir(os.path.join(
+    os.environ.get("LRPNET_DATA", ""), "mnist"))), reason="LRPNET_DATA is unset or lacks mnist/")
+def test_a_sweep_job_records_the_backend_it_ran_on(tmp_path):
+    pytest.importorskip("numba")
+    from lrpnet.sweep import config as cfg
+    from lrpnet.sweep.jobs import run_job
+    job = cfg.job_configs(cfg.PROFILES["smoke"], ["deep"], ["mnist-maj"], ["sa", "dtd"], [12])[0]
+    job.update(train_size=100, val_size=50, test_size=20, explain_size=20)
+    result = run_job(job, tmp_path, device="cpu", backend="numba", progress=False)
+    assert result["info"]["backend"] == "numba" and result["info"]["device"] == "cpu"
+    assert result["hash"] == cfg.job_hash(job)

@@ -82,7 +82,13 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, help="seed of the weights, the batch order, dropout and the subsets")
     r = p.add_argument_group("where and how")
     r.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
-                   help="cpu: the NumPy backend (default); gpu: CuPy on a CUDA GPU")
+                   help="cpu (default) or gpu (a CUDA GPU, through CuPy)")
+    r.add_argument("--backend", choices=["numpy", "numba", "cupy"],
+                   help="what computes: numpy (the reference) or numba (its kernels, the reference "
+                        "elsewhere) on the cpu, cupy on the gpu (default: the device's, "
+                        + ", ".join(f"{d} {b}" for d, b in _device_backends().items())
+                        + "); every backend computes the same functions, and the job's identity "
+                          "(its hash) does not include it")
     r.add_argument("--out", default="results/sweep", metavar="DIR",
                    help="output folder: results.sqlite, checkpoints/, figures/, report.md, report.csv "
                         "(default: results/sweep)")
@@ -170,10 +176,25 @@ def _check_steps(datasets, steps):
                                  f"use a task whose width T divides (the main grid uses T=12 on 28x84 tasks)")
 
 
-def _check_device(device, client):
-    from .. import backend
+def _device_backends():
     from .jobs import DEVICE_BACKENDS
-    need = DEVICE_BACKENDS[device]
+    return DEVICE_BACKENDS
+
+
+def _backend(device, chosen):
+    """The backend of the run: ``--backend``, or the device's default; it must live on ``--device``."""
+    from .jobs import job_backend
+    try:
+        return job_backend(device, chosen)
+    except ValueError:
+        from .. import backend
+        where = backend.DEVICES[chosen]
+        raise UsageError(f"--backend {chosen} runs on the {where}, not with --device {device} "
+                         f"(use --device {where}, or leave --backend out)") from None
+
+
+def _check_device(device, need, client):
+    from .. import backend
     if client is not None:
         found = client.run(lambda: need in backend.available())
         missing = [w for w, ok in found.items() if not ok]
@@ -184,7 +205,7 @@ def _check_device(device, client):
         raise UsageError(f"--device gpu: no usable CUDA GPU here: {backend.gpu_status()[1]} "
                          "(or use --device cpu)")
     elif need not in backend.available():
-        raise UsageError(f"--device {device} needs the {need} backend: pip install {need}")
+        raise UsageError(f"--backend {need} needs the {need} package here: pip install {need}")
 
 
 def _connect(address):
@@ -209,7 +230,8 @@ def _connect(address):
 
 
 def _validate(args):
-    """Everything the run needs, checked; returns (profile, archs, datasets, steps, workers, client)."""
+    """Everything the run needs, checked; returns (profile, archs, datasets, steps, client) and sets
+    ``args.backend`` to the backend of the run."""
     from .. import data, models
 
     grid = cfg.GRIDS[args.grid]
@@ -225,12 +247,13 @@ def _validate(args):
     if args.cluster is not None and args.workers is not None:
         raise UsageError("give either --workers (local processes) or --cluster (Dask), not both")
     _check_steps(datasets, grid["steps"])
+    args.backend = _backend(args.device, args.backend)
     if args.cluster is None:
-        _check_device(args.device, None)
+        _check_device(args.device, args.backend, None)
     client = _connect(args.cluster) if args.cluster else None
     try:
         if client is not None:
-            _check_device(args.device, client)
+            _check_device(args.device, args.backend, client)
         _check_data(datasets, args.data_dir)
     except UsageError:
         if client is not None:
@@ -269,7 +292,7 @@ def _sweep(args, out, profile, archs, datasets, steps, client) -> int:
     where = (f"Dask cluster {args.cluster}" if client is not None else
              "this process" if workers == 1 else f"{workers} local processes")
     print(f"sweep: {len(configs)} jobs ({len(configs) - len(todo)} already finished, {len(todo)} to run) "
-          f"on {args.device} in {where}; results: {store.path}", flush=True)
+          f"on {args.device} ({args.backend} backend) in {where}; results: {store.path}", flush=True)
     failures, started = [], time.perf_counter()
     finished = [len(configs) - len(todo)]
 
@@ -286,8 +309,8 @@ def _sweep(args, out, profile, archs, datasets, steps, client) -> int:
               f"{description}", file=sys.stderr, flush=True)
 
     try:
-        run_jobs(todo, out, device=args.device, data_dir=args.data_dir, workers=workers, client=client,
-                 force=args.force, progress=not args.no_progress, on_result=on_result, on_error=on_error)
+        run_jobs(todo, out, device=args.device, backend=args.backend, data_dir=args.data_dir, workers=workers,
+                 client=client, force=args.force, progress=not args.no_progress, on_result=on_result, on_error=on_error)
     finally:
         store.close()
         if client is not None:

@@ -17,12 +17,22 @@ import numpy as np
 
 from .config import OFFICIAL, job_hash, model_hash
 
-__all__ = ["run_job", "load_split", "score_method", "DEVICE_BACKENDS", "EXPLAIN_BATCH"]
+__all__ = ["run_job", "job_backend", "load_split", "score_method", "DEVICE_BACKENDS", "EXPLAIN_BATCH"]
 
-# cpu runs the NumPy reference: the Numba conv kernels are still ~2x slower than the reference's one
-# BLAS product per call at the study's channel counts (benchmarks/backends.py), which would make the
-# conv models ~1.8x slower; "numba" becomes the cpu backend once its kernels beat the reference
-DEVICE_BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
+# The backend of each device when ``--backend`` is not given. cpu runs Numba: since its kernels are
+# only those that beat their reference (the conv kernels lost to BLAS and are gone; pooling and the
+# pointwise operations won), it was as fast as NumPy or faster in every whole-model task measured,
+# one thread, interleaved, float32 (python -m kernels.numba.benchmark_pointwise --models, two runs
+# on 2026-11-28, benchmarks/RESULTS.md); NumPy ms / Numba ms, the range over the two runs:
+#                 train step b50    b256     explain 200 dtd   lrp-alpha1.5beta0.5
+#     deep          1.03-1.05    1.00-1.01     1.01-1.09          1.01-1.05
+#     rlstm         1.08-1.14    1.09-1.20     1.04-1.09          1.08-1.26
+#     lstm          1.16-1.18    1.22-1.23     1.14-1.20          1.16-1.18
+#     convdeep      1.10-1.13    1.14-1.18     1.07               1.09-1.17
+# and it computes the same functions (its kernels are tested against the references: the pointwise ones
+# and sum and max pooling equal them bit for bit; tests/test_kernels*.py). Its kernels compile once
+# per machine (about 3 s, then cached on disk); a process loads them in about 0.3 s.
+DEVICE_BACKENDS = {"cpu": "numba", "gpu": "cupy"}
 EXPLAIN_BATCH = 100          # samples per explain call: bounds the memory of the relevance pass
 PREDICT_BATCH = 500
 FLIP_PATCH = 7               # THESIS section 5: pixel flipping removes 7x7 patches
@@ -111,20 +121,41 @@ def _print_epoch(tag, record, config):
           f"({record['seconds']:.0f} s)", flush=True)
 
 
+def job_backend(device: str, backend_name: str | None = None) -> str:
+    """The backend a job runs on: ``backend_name``, or the device's default (``DEVICE_BACKENDS``);
+    a ValueError naming both when the backend keeps its arrays on the other device."""
+    from .. import backend
+
+    if device not in DEVICE_BACKENDS:
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICE_BACKENDS)}")
+    if backend_name is None:
+        return DEVICE_BACKENDS[device]
+    if backend_name not in backend.BACKENDS:
+        raise ValueError(f"unknown backend {backend_name!r}; expected one of {', '.join(backend.BACKENDS)}")
+    if backend.DEVICES[backend_name] != device:
+        fits = [b for b in backend.BACKENDS if backend.DEVICES[b] == device]
+        raise ValueError(f"backend {backend_name!r} runs on the {backend.DEVICES[backend_name]}, not on "
+                         f"device {device!r}; expected one of {', '.join(fits)}")
+    return backend_name
+
+
 def run_job(config: dict, out_dir, device: str = "cpu", data_dir=None, progress: bool = True,
-            force: bool = False) -> dict:
+            force: bool = False, backend: str | None = None) -> dict:
     """Run one job and return its result: ``{"hash", "config", "accuracy", "wall_s", "metrics"
     (method -> metric -> mean), "history", "checkpoint", "heatmaps" (paths relative to
-    ``out_dir``), "info"}``.
+    ``out_dir``), "info"}``; ``info["backend"]`` is the backend it ran on.
 
     config:   a dict from ``config.job_configs``.
     out_dir:  the sweep's output folder (checkpoints/ and figures/heatmaps/ are written there).
-    device:   "cpu" (the NumPy backend) or "gpu" (CuPy backend).
+    device:   "cpu" or "gpu" (a CUDA GPU).
     force:    retrain even if a checkpoint of this model exists (``config.model_hash`` names it).
+    backend:  "numpy" or "numba" on the cpu, "cupy" on the gpu; default ``DEVICE_BACKENDS[device]``.
+              Like the device, not part of the job's identity (``config.job_hash``): every backend
+              computes the same functions (the kernels are tested against the NumPy reference).
     """
-    from .. import backend
+    from .. import backend as backends
 
-    with backend.using(DEVICE_BACKENDS[device]):     # the caller's backend comes back afterwards
+    with backends.using(job_backend(device, backend)):   # the caller's backend comes back afterwards
         return _run_job(config, out_dir, device, data_dir, progress, force)
 
 

@@ -39,18 +39,19 @@ def _describe(err: BaseException) -> str:
     return text.rstrip()
 
 
-def run_jobs(configs, out_dir, *, device="cpu", data_dir=None, workers=1, client=None,
+def run_jobs(configs, out_dir, *, device="cpu", backend=None, data_dir=None, workers=1, client=None,
              force=False, progress=True, on_result, on_error) -> None:
     """Run every job of ``configs``; call ``on_result(result)`` in this process as each finishes,
     ``on_error(config, description)`` for one that raised (the other jobs go on).
 
+    backend: the backend every job runs on (``jobs.run_job``; None: the device's default).
     workers: 1 runs the jobs here, one after the other (with progress bars); N > 1 runs them in
     N spawned processes. client: a ``distributed.Client``; when given, jobs go to its cluster
     (``workers`` is ignored). ``out_dir`` must be visible to the workers under the same path.
     """
     out_dir = os.path.abspath(out_dir)
     data_dir = None if data_dir is None else os.path.abspath(data_dir)
-    args = dict(out_dir=out_dir, device=device, data_dir=data_dir, force=force)
+    args = dict(out_dir=out_dir, device=device, backend=backend, data_dir=data_dir, force=force)
     if client is not None:
         _run_dask(client, configs, args, on_result, on_error)
     elif workers <= 1:
