@@ -10,8 +10,10 @@ computes, with the model's weights copied, layer for layer as lrpnet records the
   (lrpnet/cells/relu_blocks.py); a conv is TensorFlow's SAME cross-correlation, the sum pool is
   2x2/2 SAME (zero padding after an odd edge), and the conv features are flattened in (H, W, C)
   order, as lrpnet/cells/conv_stack.py does on its NHWC arrays;
-- rlstm keeps its four separate gate products and the naive R-LSTM's dropout (fresh inverted masks
-  with keep 0.8 on the front layer, on i, f, o, c~ and h_t: lrpnet/cells/rlstm.py), on in training;
+- rlstm computes its three gates in one product (columns i, f, o of "cell.gates", as
+  lrpnet/cells/gates.py does) and its candidate in another, with the naive R-LSTM's dropout (fresh
+  inverted masks with keep 0.8 on the front layer, on i, f, o, c~ and h_t: lrpnet/cells/rlstm.py),
+  on in training;
 - lstm is ``torch.nn.LSTM`` (cuDNN on a GPU) + ``nn.Linear`` with the weights of
   ``lrpnet.cells.lstm.params_to_torch``, reading ``lrpnet.io.pytorch.torch_sequence`` of the images.
 
@@ -131,7 +133,7 @@ class RLSTM(Sliced):
         keep = model.keep
         self.p = 1.0 - keep
         self.front = ReLUUnit(params, "front", device, keep=keep)
-        self.gates = nn.ModuleList(Linear(params, f"cell.gate_{g}", device) for g in "ifo")
+        self.gates = Linear(params, "cell.gates", device)          # columns i, f, o
         self.cand = ReLUUnit(params, "cell.cand", device, keep=keep)
         self.out = Linear(params, "out", device)
 
@@ -143,7 +145,7 @@ class RLSTM(Sliced):
         h = c = x.new_zeros(n, units)
         for t in range(self.T):
             z = torch.cat([self.front(self.slice(x, t)), h], dim=1)
-            i, f, o = (self.drop(torch.sigmoid(g(z))) for g in self.gates)
+            i, f, o = (self.drop(g) for g in torch.sigmoid(self.gates(z)).chunk(3, dim=1))
             c = f * c + i * self.cand(z)
             h = self.drop(o * c)
         return self.out(h)

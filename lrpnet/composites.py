@@ -42,8 +42,10 @@ DEFAULTS = {
     # test time; 1 - z only ever sees relevance on a gate path, under LRP-prop / LRP-half
     "relu": ("pass", {}), "sigmoid": ("pass", {}), "tanh": ("pass", {}), "dropout": ("pass", {}),
     "oneminus": ("pass", {}),
-    # shape layers move relevance exactly like the gradient
+    # shape layers move relevance exactly like the gradient: "columns" sends a gate's relevance (under the
+    # gate rules that feed gates) back to its columns of the layer computing the cell's gates together
     "timeslice": ("move", {}), "reshape": ("move", {}), "flatten": ("move", {}), "concat": ("move", {}),
+    "timeslices": ("move", {}), "steprows": ("move", {}), "stacksteps": ("move", {}), "columns": ("move", {}),
     "maxpool2d": ("proportional", {}), "avgpool2d": ("proportional", {}), "sumpool2d": ("proportional", {}),
     "add": ("proportional", {"eps": 1e-6}),
     "gatemul": ("signal_take_all", {}),

@@ -41,8 +41,11 @@ class Explanation:
 
     relevance (N, ...): shape of x. score (N,): the starting relevance. absorbed (N,): relevance absorbed
     by biases, stabilisers, zero denominators and the initial states (0 for gradient methods).
-    per_step (N, T): relevance reaching each time slice (None without TimeSlice nodes or for gradient
-    methods). per_layer: layer name -> (N,) relevance at the layer's output, summed over time steps.
+    per_step (N, T): relevance reaching each time slice: the input relevance summed over the columns of
+    each step (``model.steps``), or, for a model without ``steps``, the relevance reaching its
+    TimeSlice nodes (None without either, or for gradient methods). per_layer: layer name -> (N,)
+    relevance at the layer's output, summed over time steps (a batched layer, run once on every
+    step's rows, has one entry holding all steps).
     target (N,), logits (N, n_classes). tape: the traced forward pass, for ``values`` (None when
     the batch was explained in chunks).
     """
@@ -154,6 +157,8 @@ def _explain_batch(model, x, method, comp, target, start, details, keep):
         relevance, info = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep)
     if not details:
         return backend.to_numpy(relevance)
+    if comp is not None and getattr(model, "steps", None) is not None:     # the relevance in each step's columns
+        info["per_step"] = xp.stack([relevance[..., a:b].reshape(n, -1).sum(axis=1) for a, b in model.steps], axis=1)
     layers = list(info["per_layer"])
     got = backend.fetch({"relevance": relevance, "score": score, "absorbed": info["absorbed"],
                          "per_step": info["per_step"], "target": target, "logits": logits,

@@ -167,16 +167,69 @@ def test_dropout_places_and_kind(name):
 
 
 def test_steps_and_state_leaves():
+    """Step tags: the work without recurrence (slicing, conv stack, front) runs once on all steps'
+    rows and belongs to no step (None), like the head; what runs per step carries its step."""
     model = small("convrlstm_sd")
+    tape, _, out = model.trace(data()[0])
+    assert [n.layer.name for n in tape.nodes if n.step is None] == ["out"]        # step by step (the default)
+    slices = [n for n in tape.nodes if n.layer.kind == "timeslice"]
+    assert [n.layer.t for n in slices] == [0, 1, 2, 3] and [n.step for n in slices] == [0, 1, 2, 3]
+    model.batch_steps = True
     tape, _, out = model.trace(data()[0])
     assert model.T == T and model.columns == 2 and model.steps == ((0, 2), (2, 4), (4, 6), (6, 8))
     steps = {n.step for n in tape.nodes}
     assert steps == {None, 0, 1, 2, 3}
-    assert [n.layer.name for n in tape.nodes if n.step is None] == ["out"]
+    assert [n.layer.name for n in tape.nodes if n.step is None] == [
+        "slices", "conv.conv1", "conv.conv1_relu", "conv.pool1", "conv.conv2", "conv.conv2_relu", "conv.pool2",
+        "conv.flatten", "front", "front_relu", "out"]
     assert out.value.shape == (3, C)
-    # each step's slice node reads its own columns
+    # the batched nodes hold N*T rows, sample-major; each step's rows node picks its own
+    assert tape.nodes[0].output.value.shape == (3 * T, SHAPE[0], 2, 1)
+    rows = [n for n in tape.nodes if n.layer.kind == "steprows"]
+    assert [n.layer.t for n in rows] == [0, 1, 2, 3] and [n.step for n in rows] == [0, 1, 2, 3]
+    # Conv+: the lateral conv stack is on the recurrence (each step slices its own columns), the front is not
+    model = small("conv+rlstm_sd")
+    model.batch_steps = True
+    tape, _, _ = model.trace(data()[0])
     slices = [n for n in tape.nodes if n.layer.kind == "timeslice"]
     assert [n.layer.t for n in slices] == [0, 1, 2, 3] and [n.step for n in slices] == [0, 1, 2, 3]
+    assert all(n.step is not None for n in tape.nodes if n.layer.name.startswith("conv."))
+    assert [n.layer.name for n in tape.nodes if n.step is None] == ["stack", "front", "front_relu", "out"]
+
+
+BATCHED = {"shallow": [], "lstm": [], "gru": [], "rgru": [], "deep": ["cell.front0"], "deep_sd": ["cell.front0"],
+           "deep_v2": ["cell.front0", "cell.front1"], "rlstm": ["front"], "rlstm_sd": ["front"],
+           "convdeep": ["conv.conv1", "conv.conv2", "cell.front0"], "convrlstm_sd": ["conv.conv1", "conv.conv2", "front"],
+           "conv+deep": ["cell.front0"], "conv+rlstm_sd": ["front"]}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_batched_steps_equal_step_by_step(name):
+    """Running the blocks without recurrence on all steps at once changes nothing: logits, loss and
+    every gradient (with dropout, the same masks: each step still draws its own, in the same order)
+    equal those of running every block step by step (``batch_steps = False``), to float64 rounding;
+    and exactly the linear layers of ``BATCHED`` run batched (once per pass)."""
+    model = small(name, keep=0.7)
+    x, y = data(4)
+    model.batch_steps = True
+    tape, _, _ = model.trace(x)
+    counts = {}
+    for n in tape.nodes:
+        if n.layer.kind in ("dense", "conv2d"):
+            counts[n.layer.name] = counts.get(n.layer.name, 0) + 1
+    assert sorted(k for k, c in counts.items() if c == 1 and k != "out" and k != "top") == sorted(BATCHED[name])
+    for train in (False, True):
+        want = None
+        for batch in (False, True):
+            model.batch_steps = batch
+            loss, grads = host(model.loss_and_grads(x, y, train=train, rng=numpy.random.default_rng(2)))
+            logits = model.predict(x)
+            if want is None:
+                want = loss, grads, logits
+                continue
+            assert loss == pytest.approx(want[0], rel=1e-12)
+            numpy.testing.assert_allclose(logits, want[2], rtol=1e-12, atol=1e-15)
+            assert_grads_equal(grads, want[1])
 
 
 def test_slices_are_column_blocks():

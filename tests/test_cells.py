@@ -11,11 +11,11 @@ from lrpnet.cells.gru import GRUCell
 from lrpnet.cells import gru as gru_mod
 from lrpnet.cells import lstm as lstm_mod
 from lrpnet.cells.lstm import LSTMCell
-from lrpnet.cells.relu_blocks import DeepCell, ShallowCell
+from lrpnet.cells.relu_blocks import ShallowCell, deep_blocks
 from lrpnet.cells.rlstm import RLSTMCell
 from lrpnet.gradcheck import check_model, liven
 from lrpnet.graph import Tape
-from lrpnet.layers import Dense, TimeSlice
+from lrpnet.layers import Columns, Dense, StackSteps, StepRows, TimeSlice, TimeSlices
 from lrpnet.layers.one_minus import OneMinus
 from lrpnet.layers.two_bias_dense import TwoBiasDense
 from lrpnet.models.base import Model
@@ -45,11 +45,29 @@ class CellHarness(Model):
         return self.out(tape, out)
 
 
+class Blocks:
+    """Blocks run one after the other at every step, as one cell (Deep's front and recurrent part)."""
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+
+    def initial_state(self, tape, n):
+        return [b.initial_state(tape, n) for b in self.blocks]
+
+    def step(self, tape, x, states):
+        new = []
+        for block, state in zip(self.blocks, states):
+            x, state = block.step(tape, x, state)
+            new.append(state)
+        return x, new
+
+
 CELLS = {
     "shallow": (lambda m, rng: ShallowCell(m, "cell", 8, hidden=5, state=4, rng=rng, dtype="float64"), 5, False),
-    "deep": (lambda m, rng: DeepCell(m, "cell", 8, front=(6,), mid=5, state=4, rng=rng, dtype="float64"), 5, False),
-    "deep_v2": (lambda m, rng: DeepCell(m, "cell", 8, front=(5, 6), mid=5, state=4, rng=rng, dtype="float64"), 5,
-                False),
+    "deep": (lambda m, rng: Blocks(deep_blocks(m, "cell", 8, front=(6,), mid=5, state=4, rng=rng, dtype="float64")),
+             5, False),
+    "deep_v2": (lambda m, rng: Blocks(deep_blocks(m, "cell", 8, front=(5, 6), mid=5, state=4, rng=rng,
+                                                  dtype="float64")), 5, False),
     "rlstm": (lambda m, rng: RLSTMCell(m, "cell", 8, units=4, rng=rng, dtype="float64"), 4, False),
     "lstm": (lambda m, rng: LSTMCell(m, "cell", 8, hidden=4, rng=rng, dtype="float64"), 4, False),
     "gru": (lambda m, rng: GRUCell(m, "cell", 8, hidden=4, rng=rng, dtype="float64"), 4, False),
@@ -117,7 +135,8 @@ def test_rlstm_cell_equations():
     h, (h2, c) = cell.step(tape, tape.input(dev(x)), (tape.input(dev(h0), "state"), tape.input(dev(c0), "state")))
     z = numpy.concatenate([x, h0], axis=1)
     sig = lambda a: 1 / (1 + numpy.exp(-a))
-    i, f, o = (sig(z @ p[f"cell.gate_{g}.W"] + p[f"cell.gate_{g}.b"]) for g in "ifo")
+    gates = sig(z @ p["cell.gates.W"] + p["cell.gates.b"])          # columns i, f, o
+    i, f, o = gates[:, :4], gates[:, 4:8], gates[:, 8:]
     cand = numpy.maximum(z @ p["cell.cand.W"] - numpy.log1p(numpy.exp(p["cell.cand.b"])), 0)
     c_ref = f * c0 + i * cand
     assert numpy.allclose(host(c.value), c_ref) and numpy.allclose(host(h.value), o * c_ref)
@@ -125,7 +144,8 @@ def test_rlstm_cell_equations():
 
 
 def test_gates_are_input_zero_of_gatemul():
-    """Signal-take-all needs the gate as input 0 of every GateMul: check it on a recorded step."""
+    """Signal-take-all needs the gate as input 0 of every GateMul: check it on a recorded step. A gate
+    is one sigmoid's columns (the gates' joined layer, cut per gate), or 1 - such a gate."""
     for name in ("rlstm", "lstm", "gru", "rgru"):
         model = CellHarness(CELLS[name][0], CELLS[name][1])
         tape, _, _ = model.trace(numpy.zeros((1, H, W)))
@@ -133,7 +153,29 @@ def test_gates_are_input_zero_of_gatemul():
         assert muls
         for node in muls:
             gate = node.inputs[0].node
-            assert gate is not None and gate.layer.kind in ("sigmoid", "oneminus"), (name, node.layer.name)
+            if gate.layer.kind == "oneminus":
+                gate = gate.inputs[0].node
+            assert gate.layer.kind == "columns", (name, node.layer.name)
+            assert gate.inputs[0].node.layer.kind == "sigmoid", (name, node.layer.name)
+
+
+@pytest.mark.parametrize("name, gates", [("rlstm", "ifo"), ("lstm", "ifo"), ("gru", "rz"), ("rgru", "rz")])
+def test_gates_are_one_product_drawn_gate_by_gate(name, gates):
+    """The sigmoid gates are one linear layer ``cell.gates`` whose columns are the gates side by side,
+    drawn gate by gate from the model's generator, as one layer per gate would draw them (so a seed
+    gives the same weights as before the gates were joined); ``joined_from`` names those layers."""
+    from lrpnet.layers.base import truncated_normal
+    model = CellHarness(CELLS[name][0], CELLS[name][1], seed=5)
+    layer = model.layers["cell.gates"]
+    units = layer.n_out // len(gates)
+    assert layer.joined_from == tuple(f"cell.gate_{g}" for g in gates)
+    assert [model.layers[f"cell.gate_{g}"].kind for g in gates] == ["columns"] * len(gates)
+    rng = numpy.random.default_rng(5)
+    draws = [host(truncated_normal(rng, (layer.n_in, units), 1.0 / layer.n_in ** 0.5, numpy.float64))
+             for _ in range(4)]                            # the slices take no draws; the cell's layers do
+    if name == "lstm":                                      # torch's order i, f, g, o: g is the candidate
+        draws = [draws[0], draws[1], draws[3]]
+    numpy.testing.assert_array_equal(host(layer.params["W"]), numpy.concatenate(draws[:len(gates)], axis=1))
 
 
 @pytest.mark.parametrize("mod, n_gates", [(lstm_mod, 4), (gru_mod, 3)])
@@ -162,3 +204,32 @@ def test_torch_mapping_errors():
 def test_rlstm_rejects_unknown_dropout_place():
     with pytest.raises(ValueError, match="forget"):
         CellHarness(lambda m, rng: RLSTMCell(m, "cell", 8, units=4, rng=rng, keep=0.8, drop=("forget",)), 4)
+
+
+@pytest.mark.parametrize("make, shapes", [
+    (lambda: Columns(2, 5), [(3, 7)]),
+    (lambda: StepRows(1, 3), [(6, 4)]),
+    (lambda: TimeSlices(3), [(2, 4, 6)]),
+    (lambda: TimeSlices(3, as_image=True), [(2, 4, 6)]),
+    (lambda: StackSteps(), [(2, 4), (2, 4), (2, 4)]),
+], ids=["columns", "steprows", "timeslices", "timeslices-image", "stacksteps"])
+def test_step_and_gate_cutting_layers(make, shapes):
+    """The shape-only layers that carry values between batched and per-step blocks, and cut a gate
+    out of the cell's joined gates: central differences, and the backend's forward and backward."""
+    rng = numpy.random.default_rng(0)
+    assert_gradcheck(make(), *(rng.normal(size=s) for s in shapes), tol=1e-7)
+
+
+def test_time_slices_are_sample_major_time_slice_rows():
+    """Row n*T + t of ``TimeSlices`` is ``TimeSlice(t)`` of sample n; ``StepRows(t)`` gives it back;
+    ``StackSteps`` of the T slices is ``TimeSlices`` again."""
+    x = dev(numpy.random.default_rng(0).normal(size=(2, H, W)))
+    tape = Tape()
+    xv = tape.input(x)
+    for as_image in (False, True):
+        rows = TimeSlices(T, as_image=as_image)(tape, xv)
+        per_step = [TimeSlice(t, T, as_image=as_image)(tape, xv) for t in range(T)]
+        for t in range(T):
+            numpy.testing.assert_array_equal(host(StepRows(t, T)(tape, rows).value), host(per_step[t].value))
+        numpy.testing.assert_array_equal(host(StackSteps()(tape, *per_step).value), host(rows.value))
+        assert rows.tag == "input"                  # a shape-only layer: rules still see pixels

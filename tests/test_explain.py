@@ -113,9 +113,11 @@ def test_gate_variants_keep_the_identity_and_feed_the_gates(name, gates):
     e = lrpnet.explain(model, x, "dtd", start="logit", gates=gates, return_details=True)
     assert identity_error(e) < 1e-10
     plain = lrpnet.explain(model, x, "dtd", start="logit", return_details=True)
-    gate_layers = [k for k in e.per_layer if ".gate_" in k and k.endswith("sigmoid")]
-    assert gate_layers and all(numpy.abs(e.per_layer[k]).sum() > 0 for k in gate_layers)
-    assert not any(numpy.abs(plain.per_layer.get(k, 0)).sum() > 0 for k in gate_layers)   # signal-take-all
+    # the gates are one layer "cell.gates" (columns i, f, o or r, z), cut into one "cell.gate_<g>" per gate
+    gate_layers = [k for k, layer in model.layers.items() if ".gate_" in k and layer.kind == "columns"]
+    assert len(gate_layers) == (2 if name in ("gru", "rgru") else 3)
+    assert all(numpy.abs(e.per_layer[k]).sum() > 0 for k in gate_layers + ["cell.gates", "cell.gates_sigmoid"])
+    assert not any(k in plain.per_layer for k in gate_layers + ["cell.gates"])   # signal-take-all: never reached
     assert not numpy.allclose(e.relevance, plain.relevance)
 
 
@@ -140,9 +142,10 @@ def test_dtd_is_nonnegative_and_equals_alpha1beta0(name):
     numpy.testing.assert_allclose(dtd, lrpnet.explain(model, x, "lrp-alpha1beta0"), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ["rlstm", "conv+deep"])
+@pytest.mark.parametrize("name", ["rlstm", "conv+deep", "convdeep", "lstm"])
 def test_per_step_and_per_layer(name):
     model, x = build(name), images()
+    model.batch_steps = True
     e = lrpnet.explain(model, x, "lrp-alpha1.5beta0.5", return_details=True)
     assert e.per_step.shape == (N, model.T)
     numpy.testing.assert_allclose(e.per_step.sum(1), e.relevance.reshape(N, -1).sum(1), rtol=1e-10, atol=1e-14)
@@ -150,11 +153,23 @@ def test_per_step_and_per_layer(name):
     cols = numpy.stack([e.relevance[:, :, a:b].sum((1, 2)) for a, b in model.steps], axis=1)
     numpy.testing.assert_allclose(e.per_step, cols, rtol=1e-10, atol=1e-14)
     numpy.testing.assert_allclose(e.per_layer["out"], e.score, rtol=1e-12)
-    # values(): relevance at any Var of the tape; the slices' outputs hold per_step
+    # values(): relevance at any Var of the tape; the slices' outputs hold per_step: one slice per step,
+    # or (front and conv stack run on all steps at once) one value of N*T rows, sample-major
     slices = sorted((nd for nd in e.tape.nodes if nd.layer.kind == "timeslice"), key=lambda nd: nd.layer.t)
-    numpy.testing.assert_allclose(numpy.stack([e.values(nd.output).reshape(N, -1).sum(1) for nd in slices], 1),
-                                  e.per_step, rtol=1e-12)
+    if slices:
+        at_slices = numpy.stack([e.values(nd.output).reshape(N, -1).sum(1) for nd in slices], 1)
+    else:
+        (cut,) = [nd for nd in e.tape.nodes if nd.layer.kind == "timeslices"]
+        at_slices = e.values(cut.output).reshape(N, model.T, -1).sum(2)
+    numpy.testing.assert_allclose(at_slices, e.per_step, rtol=1e-10, atol=1e-14)
     assert isinstance(e, Explanation) and e.logits.shape == (N, 5)
+    # the same per_step, per_layer, absorbed and relevance when every block runs step by step
+    model.batch_steps = False
+    s = lrpnet.explain(model, x, "lrp-alpha1.5beta0.5", return_details=True)
+    for got, want in ((e.relevance, s.relevance), (e.per_step, s.per_step), (e.absorbed, s.absorbed)):
+        numpy.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    for k in set(s.per_layer) - {f"slice{t}" for t in range(model.T)}:
+        numpy.testing.assert_allclose(e.per_layer[k], s.per_layer[k], rtol=1e-10, atol=1e-14, err_msg=k)
 
 
 def test_mixed_rule_is_detected_from_the_graph():

@@ -396,3 +396,57 @@ def test_named_architecture_round_trip(tmp_path, arch, sizes):
     assert loaded.arch == arch and loaded.config == json.loads(json.dumps(model.config, default=str))
     x = numpy.random.default_rng(0).uniform(-1, 1, (5, 4, 6))
     numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+# the parameter names of the one-layer-per-gate layout (before the gates were joined into "cell.gates")
+OLD_GATE_NAMES = {
+    "rlstm": [f"cell.gate_{g}.{k}" for g in "ifo" for k in ("W", "b")],
+    "lstm": [f"cell.gate_{g}.{k}" for g in "ifo" for k in ("W", "b_ih", "b_hh")],
+    "gru": [f"cell.gate_{g}.{k}" for g in "rz" for k in ("W", "b_ih", "b_hh")],
+    "rgru": [f"cell.gate_{g}.{k}" for g in "rz" for k in ("W", "b")],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(OLD_GATE_NAMES))
+def test_checkpoint_with_old_gate_names_loads(tmp_path, arch):
+    """A checkpoint of the one-layer-per-gate layout (``cell.gate_i.W`` ...: its arrays written under
+    the old names, in the current format) loads into the joined layout: the same logits, bit for bit,
+    and the same optimizer state."""
+    from lrpnet.models import build
+    sizes = {"rlstm": {"front": 5, "units": 4}}.get(arch, {"hidden": 4})
+    model = build(arch, input_shape=(4, 6), T=3, n_classes=3, seed=2, dtype="float64", **sizes)
+    for p in model.params.values():
+        p += dev(numpy.random.default_rng(1).standard_normal(p.shape))
+    opt = Adam(model.params, lr=1e-3)
+    x = numpy.random.default_rng(0).uniform(-1, 1, (5, 4, 6))
+    opt.step(model.loss_and_grads(x, numpy.arange(5) % 3)[1])
+    path = tmp_path / "old.npz"
+    save(model, path, optimizer=opt)
+
+    gates = model.layers["cell.gates"]
+    old_layers = gates.joined_from
+    with numpy.load(path, allow_pickle=False) as z:            # write it again in the old layout
+        arrays = {k: z[k] for k in z.files}
+    for prefix in ("", "optimizer/m/", "optimizer/v/"):
+        for local in gates.params:
+            joined = arrays.pop(f"{prefix}cell.gates.{local}")
+            for name, part in zip(old_layers, numpy.split(joined, len(old_layers), axis=-1)):
+                arrays[f"{prefix}{name}.{local}"] = part
+    numpy.savez(path, **arrays)
+    with numpy.load(path, allow_pickle=False) as z:
+        stored = {k for k in z.files if k != META_KEY and not k.startswith("optimizer/")}
+    assert set(OLD_GATE_NAMES[arch]) <= stored and not any(k.startswith("cell.gates.") for k in stored)
+
+    loaded, meta = load(path, with_meta=True)
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for k, p in model.params.items():
+        numpy.testing.assert_array_equal(host(loaded.params[k]), host(p), err_msg=k)
+    state = opt.state_dict()
+    for which in ("m", "v"):
+        for k, a in state[which].items():
+            numpy.testing.assert_array_equal(host(meta["optimizer_state"][which][k]), host(a), err_msg=k)
+    # a part missing: the error names what is missing and what is left over
+    del arrays["cell.gate_f.W" if arch in ("rlstm", "lstm") else "cell.gate_z.W"]
+    numpy.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=r"missing parameters \['cell.gates.W'\].*unexpected.*cell.gate_"):
+        load(path)

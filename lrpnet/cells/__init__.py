@@ -7,8 +7,10 @@ relevance pass are walks of the tape (``lrpnet.graph``).
 from .conv_stack import ConvStack
 from .gru import GRUCell
 from .lstm import LSTMCell
-from .relu_blocks import DeepCell, ReLUUnit, ShallowCell
+from .gates import GateBlock
+from .relu_blocks import DeepCell, ReLUFront, ReLUUnit, ShallowCell, deep_blocks
 from .rlstm import RLSTMCell
 
-__all__ = ["ReLUUnit", "ShallowCell", "DeepCell", "RLSTMCell", "LSTMCell", "GRUCell", "ConvStack"]
+__all__ = ["ReLUUnit", "ReLUFront", "ShallowCell", "DeepCell", "deep_blocks", "RLSTMCell", "LSTMCell", "GRUCell",
+           "ConvStack", "GateBlock"]
 

@@ -12,6 +12,14 @@ With ``lateral=True`` (Conv+Deep, Conv+R-LSTM-SD) each conv also sees its own ou
 step, stacked on the channel axis: conv1 sees [x_t ; a1_{t-1}] (1 + conv1 channels) and conv2 sees
 [p1_t ; a2_{t-1}] (conv1 + conv2 channels); a1_0 = a2_0 = 0. The state is then (a1_{t-1}, a2_{t-1})
 (post-ReLU, pre-pool); without lateral connections the stack has no state (None).
+
+Without lateral connections the stack has no recurrence: it is ``batched`` (``lrpnet.cells.relu_blocks``),
+and a model with ``batch_steps`` runs it once on the slices of all T steps, N*T images. With them,
+conv1 of step t needs a1_{t-1}, conv2 needs a2_{t-1}, and every layer of the stack sits on that
+recurrence (pool1 and conv2 read a1_t): nothing in it can run for all steps at once, so it runs step
+by step. What follows it
+(the front ReLU layer of Conv+Deep and Conv+R-LSTM-SD) reads only the stack's output of its own step
+and can run batched again.
 """
 from __future__ import annotations
 
@@ -47,6 +55,17 @@ class ConvStack:
         self.relu2 = model.add(f"{prefix}.conv2_relu", ReLU())
         self.pool2 = model.add(f"{prefix}.pool2", SumPool2D(2, 2, padding="SAME"))
         self.flatten = model.add(f"{prefix}.flatten", Flatten())
+
+    @property
+    def batched(self):
+        return not self.lateral
+
+    def rows(self, tape, x):
+        """The stack without lateral connections on any number of images (N*T slices at once)."""
+        return self.step(tape, x, None)[0]
+
+    def tail(self, tape, x):
+        return x
 
     def initial_state(self, tape, n):
         """(a1_0, a2_0) = zero images for the lateral connections, or None without them."""

@@ -6,6 +6,12 @@ by a ``ReLU``), so its effective bias is <= 0, as deep Taylor decomposition assu
 A cell registers its layers in the model under dotted names (``prefix.role``) and offers
 ``initial_state(tape, n)`` and ``step(tape, x_t, state) -> (output, new_state)``. It writes no backward
 code: gradient and relevance are walks of the tape the step records on.
+
+A block without recurrence (``ReLUFront``, a conv stack without lateral connections) is also
+``batched``: ``rows(tape, x)`` runs it on any number of rows at once (a model gives it all T steps'
+rows, ``lrpnet.models.recurrent``), and ``tail(tape, x_t)`` is what must still run step by step, its
+dropout (so that a naive mask is drawn per step and a stationary one reused, in the order of the
+generator's draws that running it step by step gives). Its ``step`` is ``tail(rows(x_t))``.
 """
 from __future__ import annotations
 
@@ -35,6 +41,39 @@ class ReLUUnit:
         return a if self.drop is None else self.drop(tape, a)
 
 
+class ReLUFront:
+    """ReLU units in a row, without recurrence: R-LSTM's front layer ("front"), Deep's and DeepV2's
+    front layers (``prefix.front0``, ``prefix.front1``, ...). ``sizes``: the units' widths; ``names``:
+    their layer names. Dropout (keep probability ``keep``) only on the last unit's output.
+
+    Batched (module docstring): ``rows`` is every unit's dense layer and ReLU, ``tail`` the dropout.
+    """
+    batched = True
+
+    def __init__(self, model, names, n_in, sizes, rng, dtype, keep=None, stationary=False):
+        self.units, n = [], n_in
+        for k, (name, size) in enumerate(zip(names, sizes)):
+            last = k == len(sizes) - 1
+            self.units.append(ReLUUnit(model, name, n, size, rng, dtype, keep=keep if last else None,
+                                       stationary=stationary))
+            n = size
+        self.n_out, self.drop = n, self.units[-1].drop
+
+    def initial_state(self, tape, n):
+        return None
+
+    def rows(self, tape, x):
+        for unit in self.units:
+            x = unit.relu(tape, unit.dense(tape, x))
+        return x
+
+    def tail(self, tape, x):
+        return x if self.drop is None else self.drop(tape, x)
+
+    def step(self, tape, x, state):
+        return self.tail(tape, self.rows(tape, x)), None
+
+
 class ShallowCell:
     """Shallow (THESIS.md section 3): hidden_t = relu(W [x_t ; r_t] - softplus(b)) (``hidden`` units),
     r_{t+1} = relu(W' hidden_t - softplus(b')) (``state`` units). Output: hidden_t."""
@@ -54,41 +93,41 @@ class ShallowCell:
 
 
 class DeepCell:
-    """Deep / DeepV2 / ConvDeep's recurrent part (THESIS.md section 3).
-
-    a_t = the ReLU front on x_t (sizes ``front``: (256,) for Deep, (128, 256) for DeepV2, (128,) on
-    ConvDeep's 448 conv features); m_t = relu(W [a_t ; r_t] - softplus(b)) (``mid`` units);
+    """Deep / DeepV2 / ConvDeep's recurrent part (THESIS.md section 3), after their front layers
+    (a ``ReLUFront``: (256,) for Deep, (128, 256) for DeepV2, (128,) on ConvDeep's 448 conv features),
+    whose output a_t it reads: m_t = relu(W [a_t ; r_t] - softplus(b)) (``mid`` units);
     r_{t+1} = relu(W' m_t - softplus(b')) (``state`` units). Output: m_t.
 
-    With ``keep`` (Deep-SD), dropout sits on the last front layer, on [a_t ; r_t] and on m_t; the dropped
-    m_t feeds both r_{t+1} and the read-out. ``stationary=True`` reuses one mask per sequence.
+    With ``keep`` (Deep-SD), dropout sits on [a_t ; r_t] and on m_t (and, in the front, on its last
+    layer); the dropped m_t feeds both r_{t+1} and the read-out. ``stationary=True`` reuses one mask
+    per sequence.
     """
 
-    def __init__(self, model, prefix, n_in, front=(256,), mid=128, state=256, rng=None, dtype="float32",
+    def __init__(self, model, prefix, n_in, mid=128, state=256, rng=None, dtype="float32",
                  keep=None, stationary=True):
         self.state_size, self.dtype = int(state), backend.resolve_dtype(dtype)
-        self.front, n = [], n_in
-        for k, size in enumerate(front):
-            last = k == len(front) - 1
-            self.front.append(ReLUUnit(model, f"{prefix}.front{k}", n, size, rng, dtype,
-                                       keep=keep if last else None, stationary=stationary))
-            n = size
         self.concat = model.add(f"{prefix}.concat", Concat())
         self.concat_drop = None if keep is None else model.add(f"{prefix}.concat_drop",
                                                               Dropout(keep, stationary=stationary))
-        self.mid = ReLUUnit(model, f"{prefix}.mid", n + self.state_size, mid, rng, dtype,
+        self.mid = ReLUUnit(model, f"{prefix}.mid", n_in + self.state_size, mid, rng, dtype,
                             keep=keep, stationary=stationary)
         self.recur = ReLUUnit(model, f"{prefix}.state", mid, self.state_size, rng, dtype)
 
     def initial_state(self, tape, n):
         return zero_state(tape, n, self.state_size, self.dtype)
 
-    def step(self, tape, x, r):
-        a = x
-        for unit in self.front:
-            a = unit(tape, a)
+    def step(self, tape, a, r):
         z = self.concat(tape, a, r)
         if self.concat_drop is not None:
             z = self.concat_drop(tape, z)
         m = self.mid(tape, z)
         return m, self.recur(tape, m)
+
+
+def deep_blocks(model, prefix, n_in, front=(256,), mid=128, state=256, rng=None, dtype="float32",
+                keep=None, stationary=True):
+    """Deep's two blocks: its front layers (``prefix.front<k>``, dropout on the last) and its recurrent
+    part, drawn in that order."""
+    names = [f"{prefix}.front{k}" for k in range(len(front))]
+    first = ReLUFront(model, names, n_in, front, rng, dtype, keep=keep, stationary=stationary)
+    return [first, DeepCell(model, prefix, first.n_out, mid, state, rng, dtype, keep=keep, stationary=stationary)]

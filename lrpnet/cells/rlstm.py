@@ -8,6 +8,10 @@
 So the cell is a ReLU network modulated by gates. Every product is a ``GateMul`` with the gate first,
 which is what signal-take-all and its variants key on.
 
+The three gates are one matrix product (``lrpnet.cells.gates``): layer ``prefix.gates`` (W of shape
+(n_in + units, 3 units), columns i, f, o), ``prefix.gates_sigmoid`` and ``prefix.gate_i`` / ``_f`` /
+``_o`` cutting out each gate; the candidate is its own ReLU unit ``prefix.cand``, ``prefix.cand_relu``.
+
 Dropout (keep probability ``keep``) goes where ``drop`` says: "gates" (on i, f and o after the
 sigmoid), "candidate" (on c~) and "h" (on h_t; the dropped h_t is both the next step's state and the
 cell's output). The naive R-LSTM drops at all three with fresh masks; R-LSTM-SD only on h_t with one
@@ -16,7 +20,8 @@ stationary mask.
 from __future__ import annotations
 
 from .. import backend
-from ..layers import Add, Concat, Dense, Dropout, GateMul, ReLU, Sigmoid
+from ..layers import Add, Concat, Dense, Dropout, GateMul, ReLU
+from .gates import GateBlock
 from .relu_blocks import zero_state
 
 DROP_PLACES = ("gates", "candidate", "h")
@@ -37,11 +42,10 @@ class RLSTMCell:
             return model.add(f"{prefix}.{name}_drop", Dropout(keep, stationary=stationary))
 
         self.concat = model.add(f"{prefix}.concat", Concat())
-        self.gates = {}
-        for g in "ifo":
-            self.gates[g] = (model.add(f"{prefix}.gate_{g}", Dense(n, units, bias="plain", rng=rng, dtype=dtype)),
-                             model.add(f"{prefix}.gate_{g}_sigmoid", Sigmoid()),
-                             dropout("gates", f"gate_{g}"))
+        # drawn in the order of the one-layer-per-gate layout: i, f, o, then the candidate
+        parts = [Dense(n, units, bias="plain", rng=rng, dtype=dtype) for _ in "ifo"]
+        self.gates = GateBlock(model, prefix, "ifo", parts)
+        self.gate_drop = [dropout("gates", f"gate_{g}") for g in "ifo"]
         self.cand = model.add(f"{prefix}.cand", Dense(n, units, bias="negsoftplus", rng=rng, dtype=dtype))
         self.cand_relu = model.add(f"{prefix}.cand_relu", ReLU())
         self.cand_drop = dropout("candidate", "cand")
@@ -55,15 +59,10 @@ class RLSTMCell:
         """(h_0, c_0) = (0, 0)."""
         return zero_state(tape, n, self.units, self.dtype), zero_state(tape, n, self.units, self.dtype)
 
-    def _gate(self, tape, g, z):
-        dense, act, drop = self.gates[g]
-        a = act(tape, dense(tape, z))
-        return a if drop is None else drop(tape, a)
-
     def step(self, tape, x, state):
         h, c = state
         z = self.concat(tape, x, h)
-        i, f, o = (self._gate(tape, g, z) for g in "ifo")
+        i, f, o = (a if drop is None else drop(tape, a) for a, drop in zip(self.gates(tape, z), self.gate_drop))
         cand = self.cand_relu(tape, self.cand(tape, z))
         if self.cand_drop is not None:
             cand = self.cand_drop(tape, cand)

@@ -13,7 +13,14 @@ Layout of the file (a plain NumPy ``.npz``, readable with ``numpy.load(path, all
   (their step count and settings are in the metadata), so a run can resume exactly.
 
 ``load`` rebuilds the model with ``lrpnet.models.build(arch, **config)`` and copies the arrays into its
-parameters in place, checking names, shapes and dtypes; the round trip is bit-exact. No pickles: the
+parameters in place, checking names, shapes and dtypes; the round trip is bit-exact.
+
+Old parameter names: the sigmoid gates of the R-LSTM, LSTM, GRU and R-GRU cells were one layer per
+gate (``cell.gate_i.W``, ``cell.gate_f.W``, ``cell.gate_o.W``, ...) and are now one layer computing them
+side by side (``cell.gates.W``, columns i, f, o; ``lrpnet.cells.gates``). A checkpoint written with
+the old names loads as it is: ``load`` concatenates the old per-gate arrays (and Adam moments) along
+the output axis into the joined one (``joined_from`` on the joined layer names the old layers), which
+is exactly the model that checkpoint held. No pickles: the
 metadata is JSON and every array is numeric, so loading a file cannot run code.
 
 Writes are atomic: the file is written to a temporary file in the target directory, flushed to disk,
@@ -37,7 +44,7 @@ FORMAT_VERSION = 1
 META_KEY = "__lrpnet__"
 OPT_PREFIX = "optimizer/"
 
-__all__ = ["save", "load", "read_meta", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_meta", "join_old_names", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
 
 
 class CheckpointError(ValueError):
@@ -199,6 +206,22 @@ def _rebuild(meta, path):
     return model
 
 
+def join_old_names(model, arrays: dict) -> dict:
+    """``arrays`` (parameter name -> array) with the arrays of layers that ``model`` now joins into one
+    (a layer with ``joined_from``, the old layers' names) concatenated along the last axis under the
+    new name, where every old part is there and the new name is not (module docstring)."""
+    out = dict(arrays)
+    for lname, layer in model.layers.items():
+        old = getattr(layer, "joined_from", None)
+        if not old:
+            continue
+        for local in layer.params:
+            parts = [f"{o}.{local}" for o in old]
+            if f"{lname}.{local}" not in out and all(k in out for k in parts):
+                out[f"{lname}.{local}"] = numpy.concatenate([out.pop(k) for k in parts], axis=-1)
+    return out
+
+
 def load(path, with_meta=False):
     """Read a model written by ``save``: the same architecture, configuration and (bit-exact) weights.
 
@@ -212,6 +235,7 @@ def load(path, with_meta=False):
     stored = {k: a for k, a in arrays.items() if not k.startswith(OPT_PREFIX)}
     model = _rebuild(meta, path)
     params = model.params
+    stored = join_old_names(model, stored)
     missing = sorted(set(params) - set(stored))
     unexpected = sorted(set(stored) - set(params))
     if missing or unexpected:
@@ -234,7 +258,8 @@ def load(path, with_meta=False):
         state = dict(meta["optimizer"])
         for which in ("m", "v"):
             prefix = f"{OPT_PREFIX}{which}/"
-            state[which] = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+            state[which] = join_old_names(model, {k[len(prefix):]: a for k, a in arrays.items()
+                                                  if k.startswith(prefix)})
             if set(state[which]) != set(params):
                 raise CheckpointError(f"{path!r}: the optimizer state does not cover the model's parameters")
         meta["optimizer_state"] = state

@@ -5,7 +5,9 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .pool import AvgPool2D, MaxPool2D, SumPool2D
-from .structure import Add, Concat, Flatten, GateMul, Reshape, TimeSlice
+from .structure import (Add, Columns, Concat, Flatten, GateMul, Reshape, StackSteps, StepRows, TimeSlice,
+                        TimeSlices)
 
 __all__ = ["Layer", "Dense", "ReLU", "Sigmoid", "Tanh", "Dropout", "Add", "Concat", "Flatten",
-           "GateMul", "Reshape", "TimeSlice", "Conv2D", "MaxPool2D", "AvgPool2D", "SumPool2D"]
+           "GateMul", "Reshape", "TimeSlice", "TimeSlices", "StepRows", "StackSteps", "Columns", "Conv2D",
+           "MaxPool2D", "AvgPool2D", "SumPool2D"]

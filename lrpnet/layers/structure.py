@@ -1,6 +1,12 @@
-"""Layers that only move values around: time slicing, reshaping, concatenation.
+"""Layers that only move values around: time slicing, reshaping, concatenation, cutting.
 
 Their backward step is also their relevance step: relevance is moved exactly like the gradient.
+
+Work that has no recurrence runs on all time steps at once (``lrpnet.models.recurrent``): ``TimeSlices``
+cuts an image into its T slices as N*T rows, SAMPLE-MAJOR (row n*T + t is step t of sample n, so that
+every array on the tape still holds sample n's values in its n-th block of rows and a per-sample sum
+is ``a.reshape(N, -1).sum(1)``); ``StepRows`` takes the rows of one step back out, and ``StackSteps``
+joins per-step values into such rows. ``Columns`` cuts one gate out of a layer computing several.
 """
 from __future__ import annotations
 
@@ -34,6 +40,87 @@ class TimeSlice(Layer):
         cols = w // self.T
         dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
         dx[:, :, self.t * cols:(self.t + 1) * cols] = dy.reshape(n, h, cols)
+        return (dx,), {}
+
+
+class TimeSlices(Layer):
+    """All T slices of an image at once, one row per (sample, step), sample-major (module docstring).
+
+    (N, H, W) -> (N*T, H * W/T), row n*T + t being ``TimeSlice(t, T)`` of sample n, or
+    (N*T, H, W/T, 1) with ``as_image=True``.
+    """
+    kind = "timeslices"
+    shape_only = True
+
+    def __init__(self, T, as_image=False):
+        super().__init__()
+        self.T, self.as_image = int(T), bool(as_image)
+
+    def forward(self, tape, x):
+        n, h, w = x.shape
+        if w % self.T:
+            raise ValueError(f"image width {w} is not divisible into T={self.T} slices")
+        cols = w // self.T
+        parts = x.reshape(n, h, self.T, cols).transpose(0, 2, 1, 3)          # (N, T, H, cols)
+        y = parts.reshape(n * self.T, h, cols, 1) if self.as_image else parts.reshape(n * self.T, h * cols)
+        return y, x.shape
+
+    def backward(self, x_shape, dy):
+        n, h, w = x_shape
+        dx = dy.reshape(n, self.T, h, w // self.T).transpose(0, 2, 1, 3).reshape(x_shape)
+        return (dx,), {}
+
+
+class StepRows(Layer):
+    """The rows of step t of a sample-major (N*T, ...) value: (N*T, ...) -> (N, ...), rows t, t+T, ..."""
+    kind = "steprows"
+    shape_only = True
+
+    def __init__(self, t, T):
+        super().__init__()
+        self.t, self.T = int(t), int(T)
+
+    def forward(self, tape, x):
+        if x.shape[0] % self.T:
+            raise ValueError(f"{self.name or 'steprows'}: {x.shape[0]} rows are not N*T rows for T={self.T}")
+        return x[self.t::self.T], x.shape
+
+    def backward(self, x_shape, dy):
+        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
+        dx[self.t::self.T] = dy
+        return (dx,), {}
+
+
+class StackSteps(Layer):
+    """T per-step values (N, ...) -> one sample-major value (N*T, ...), row n*T + t from input t."""
+    kind = "stacksteps"
+    shape_only = True
+
+    def forward(self, tape, *xs):
+        y = backend.xp().stack(xs, axis=1)
+        return y.reshape((-1,) + y.shape[2:]), len(xs)
+
+    def backward(self, T, dy):
+        parts = dy.reshape((-1, T) + dy.shape[1:])
+        return tuple(backend.xp().ascontiguousarray(parts[:, t]) for t in range(T)), {}
+
+
+class Columns(Layer):
+    """Columns [start, stop) of the last axis: one gate's share of a layer that computes several gates
+    side by side (``lrpnet.cells.gates``)."""
+    kind = "columns"
+    shape_only = True
+
+    def __init__(self, start, stop):
+        super().__init__()
+        self.start, self.stop = int(start), int(stop)
+
+    def forward(self, tape, x):
+        return x[..., self.start:self.stop], x.shape
+
+    def backward(self, x_shape, dy):
+        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
+        dx[..., self.start:self.stop] = dy
         return (dx,), {}
 
 

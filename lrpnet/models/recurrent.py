@@ -6,15 +6,36 @@ chain of blocks (conv stack, ReLU front, recurrent cell) over the steps from zer
 reads the class scores after the last step through a head. Only the forward pass is written here; the
 gradient and every relevance pass are walks of the tape.
 
+Work without recurrence can run on all steps at once (``model.batch_steps = True``; off by default).
+A ``batched`` block (a ReLU front, a conv stack without lateral connections: ``lrpnet.cells.relu_blocks``)
+reads no state, so it can run once on N*T rows, sample-major (row n*T + t is step t of sample n): the
+image cut by ``TimeSlices`` (layer "slices"), or the per-step outputs of the blocks before it joined by
+``StackSteps`` ("stack"). The next recurrent block reads step t's rows through ``StepRows``
+("step<t>"), then the batched block's ``tail`` (its dropout, drawn step by step, so the masks and the
+order of the generator's draws are those of running step by step). A chain (or, batched, a
+recurrent run) that starts at the image reads step t through ``TimeSlice`` ("slice<t>"). Batched,
+Deep, DeepV2, R-LSTM(-SD), ConvDeep and ConvR-LSTM-SD run their front (and conv stack) in one pass;
+Conv+Deep and Conv+R-LSTM-SD run their lateral conv stack step by step (every layer of it is on the
+recurrence: conv1 reads a1_{t-1}, pool1 and conv2 read a1_t, conv2 reads a2_{t-1}) and only their
+front layer batched; Shallow, LSTM, GRU and R-GRU have nothing outside the recurrence. Both ways give
+the same values, gradients and relevance (to float rounding; ``tests/test_architectures.py``).
+
+Why it is off by default: on the CPU it was slower (one thread, NumPy; measured in the tests' report):
+the conv stack on N*T slices leaves the caches (0.5x to 0.75x at 256 samples), and each step's
+``StepRows`` sends back a gradient (or relevance) the size of all N*T rows, which the tape adds up
+T times, T^2 N F work for a front of width F (0.8x for Deep at 256 samples). It may pay on a GPU,
+where it means T times fewer, larger launches; that is to be measured.
+
 Every constructor takes ``(input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32",
 keep=0.8, **sizes)``; the default sizes are the thesis's, and ``model.config`` holds every argument so
 that ``build(model.arch, **model.config)`` makes the same model again. ``keep`` is the dropout keep
 probability in training (used by the -SD models and the naive R-LSTM; accepted and unused elsewhere).
 
 What a model exposes for explanation: ``model.T`` (number of steps), ``model.columns`` (image columns
-per step), ``model.steps`` (the column range [start, stop) of every step) and ``model.chain`` /
-``model.head`` (the blocks). Nodes recorded during step t carry ``node.step == t``; the head's nodes and
-the zero initial states carry ``None``.
+per step), ``model.steps`` (the column range [start, stop) of every step; relevance per step is the
+input relevance summed over them) and ``model.chain`` / ``model.head`` (the blocks). Nodes recorded
+during step t carry ``node.step == t``; the head's nodes, the zero initial states and, with
+``batch_steps``, the batched blocks' nodes (they hold every step) carry ``None``.
 """
 from __future__ import annotations
 
@@ -23,32 +44,20 @@ import numpy
 from ..cells.conv_stack import ConvStack
 from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
-from ..cells.relu_blocks import DeepCell, ReLUUnit, ShallowCell
+from ..cells.relu_blocks import ReLUFront, ReLUUnit, ShallowCell, deep_blocks
 from ..cells.rlstm import RLSTMCell
-from ..layers import Dense, TimeSlice
+from ..layers import Dense, StackSteps, StepRows, TimeSlice, TimeSlices
 from . import architecture
 from .base import Model
-
-
-class Stateless:
-    """Adapts a stateless callable block (a ReLU unit) to the cell interface."""
-
-    def __init__(self, block):
-        self.block = block
-
-    def initial_state(self, tape, n):
-        return None
-
-    def step(self, tape, x, state):
-        return self.block(tape, x), None
 
 
 class RecurrentModel(Model):
     """Slices the image into T steps, runs ``self.chain`` over them and ``self.head`` on the last output."""
     as_image = False          # conv models see each slice as an (H, W/T, 1) image
+    batch_steps = False       # True: blocks without recurrence run on all steps at once (module docstring)
 
     def _setup(self, args: dict):
-        """Check the shared constructor arguments, register the slicing layers; returns the init rng."""
+        """Check the shared constructor arguments; returns the init rng."""
         config = {k: v for k, v in args.items() if k not in ("self", "__class__")}
         input_shape, T = config["input_shape"], config["T"]
         try:
@@ -74,21 +83,70 @@ class RecurrentModel(Model):
         self.steps = tuple((t * self.columns, (t + 1) * self.columns) for t in range(self.T))
         self.n_in = height * self.columns          # values per step, flattened
         self.keep = float(config["keep"])
-        self.slices = [self.add(f"slice{t}", TimeSlice(t, self.T, as_image=self.as_image)) for t in range(self.T)]
         self.chain, self.head = [], []
         return numpy.random.default_rng(config["seed"])
 
+    def _connect(self, chain, head):
+        """Set the blocks and register the layers that carry values between them (module docstring)."""
+        self.chain, self.head = list(chain), list(head)
+        segments = self.segments(batched=True)
+        if segments[-1][0]:
+            raise ValueError(f"{self.arch}: the chain must end with a recurrent block")
+        for batched, blocks in segments:            # a tail runs per step: only before a recurrent block
+            if batched and any(getattr(b, "drop", None) is not None for b in blocks[:-1]):
+                raise ValueError(f"{self.arch}: only the last of consecutive batched blocks may end with dropout")
+        T = self.T
+        self.slices = [self.add(f"slice{t}", TimeSlice(t, T, as_image=self.as_image)) for t in range(T)]
+        if segments[0][0]:
+            self.all_slices = self.add("slices", TimeSlices(T, as_image=self.as_image))
+        if any(batched for batched, _ in segments[1:]):
+            self.stack = self.add("stack", StackSteps())
+        if any(batched for batched, _ in segments):
+            self.step_rows = [self.add(f"step{t}", StepRows(t, T)) for t in range(T)]
+
+    def segments(self, batched=None):
+        """The chain cut into runs of blocks, [(batched, [blocks])]; a batched run runs on all steps at
+        once. Without batching (``batched=False``; default ``self.batch_steps``) the whole chain is one
+        recurrent run, every block going step by step (a batched block by its ``step``)."""
+        if not (self.batch_steps if batched is None else batched):
+            return [(False, list(self.chain))]
+        segments = []
+        for block in self.chain:
+            alone = getattr(block, "batched", False)
+            if segments and segments[-1][0] == alone:
+                segments[-1][1].append(block)
+            else:
+                segments.append((alone, [block]))
+        return segments
+
     def graph(self, tape, x):
         n = x.value.shape[0]
+        T = self.T
         tape.step = None
-        states = [block.initial_state(tape, n) for block in self.chain]
-        out = None
-        for t in range(self.T):
-            tape.step = t
-            out = self.slices[t](tape, x)
-            for k, block in enumerate(self.chain):
-                out, states[k] = block.step(tape, out, states[k])
-        tape.step = None
+        rows, tail, outs = None, None, None     # N*T rows of a batched segment, or T per-step Vars
+        for batched, blocks in self.segments():
+            if batched:
+                rows = self.all_slices(tape, x) if outs is None else self.stack(tape, *outs)
+                for block in blocks:
+                    rows = block.rows(tape, rows)
+                tail, outs = blocks[-1].tail, None
+                continue
+            states = [block.initial_state(tape, n) for block in blocks]
+            new = []
+            for t in range(T):
+                tape.step = t
+                if rows is not None:
+                    out = tail(tape, self.step_rows[t](tape, rows))
+                elif outs is not None:
+                    out = outs[t]
+                else:
+                    out = self.slices[t](tape, x)
+                for k, block in enumerate(blocks):
+                    out, states[k] = block.step(tape, out, states[k])
+                new.append(out)
+            tape.step = None
+            rows, outs = None, new
+        out = outs[-1]
         for layer in self.head:
             out = layer(tape, out)
         return out
@@ -110,8 +168,8 @@ class Shallow(RecurrentModel):
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
                  hidden=256, state=256):
         rng = self._setup(locals())
-        self.chain = [ShallowCell(self, "cell", self.n_in, hidden, state, rng, self.dtype)]
-        self.head = [self._linear_out(rng, hidden)]
+        chain = [ShallowCell(self, "cell", self.n_in, hidden, state, rng, self.dtype)]
+        self._connect(chain, [self._linear_out(rng, hidden)])
 
 
 @architecture("deep")
@@ -124,9 +182,8 @@ class Deep(RecurrentModel):
                  front=256, mid=128, state=256, top=32):
         rng = self._setup(locals())
         keep = self.keep if self.stationary_dropout else None
-        self.chain = [DeepCell(self, "cell", self.n_in, (front,), mid, state, rng, self.dtype,
-                               keep=keep, stationary=True)]
-        self.head = self._deep_head(rng, mid, top)
+        chain = deep_blocks(self, "cell", self.n_in, (front,), mid, state, rng, self.dtype, keep=keep, stationary=True)
+        self._connect(chain, self._deep_head(rng, mid, top))
 
 
 @architecture("deep_sd")
@@ -142,8 +199,8 @@ class DeepV2(RecurrentModel):
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
                  front1=128, front2=256, mid=128, state=256, top=32):
         rng = self._setup(locals())
-        self.chain = [DeepCell(self, "cell", self.n_in, (front1, front2), mid, state, rng, self.dtype)]
-        self.head = self._deep_head(rng, mid, top)
+        chain = deep_blocks(self, "cell", self.n_in, (front1, front2), mid, state, rng, self.dtype)
+        self._connect(chain, self._deep_head(rng, mid, top))
 
 
 # -- conv front ends ----------------------------------------------------------------------------
@@ -165,8 +222,8 @@ class ConvDeep(_Conv):
                  conv1=24, conv2=32, front=128, mid=128, state=256, top=32):
         rng = self._setup(locals())
         conv = self._conv(rng, conv1, conv2)
-        self.chain = [conv, DeepCell(self, "cell", conv.n_out, (front,), mid, state, rng, self.dtype)]
-        self.head = self._deep_head(rng, mid, top)
+        chain = [conv] + deep_blocks(self, "cell", conv.n_out, (front,), mid, state, rng, self.dtype)
+        self._connect(chain, self._deep_head(rng, mid, top))
 
 
 @architecture("conv+deep")
@@ -186,11 +243,11 @@ class RLSTM(RecurrentModel):
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
                  front=256, units=72):
         rng = self._setup(locals())
-        self.chain = [Stateless(ReLUUnit(self, "front", self.n_in, front, rng, self.dtype,
-                                         keep=self.keep, stationary=self.stationary)),
-                      RLSTMCell(self, "cell", front, units, rng, self.dtype, keep=self.keep,
-                                stationary=self.stationary, drop=self.drop)]
-        self.head = [self._linear_out(rng, units)]
+        chain = [ReLUFront(self, ["front"], self.n_in, (front,), rng, self.dtype, keep=self.keep,
+                           stationary=self.stationary),
+                 RLSTMCell(self, "cell", front, units, rng, self.dtype, keep=self.keep,
+                           stationary=self.stationary, drop=self.drop)]
+        self._connect(chain, [self._linear_out(rng, units)])
 
 
 @architecture("rlstm_sd")
@@ -209,12 +266,11 @@ class ConvRLSTMSD(_Conv):
                  conv1=24, conv2=32, front=128, units=96):
         rng = self._setup(locals())
         conv = self._conv(rng, conv1, conv2)
-        self.chain = [conv,
-                      Stateless(ReLUUnit(self, "front", conv.n_out, front, rng, self.dtype,
-                                         keep=self.keep, stationary=True)),
-                      RLSTMCell(self, "cell", front, units, rng, self.dtype, keep=self.keep,
-                                stationary=True, drop=("h",))]
-        self.head = [self._linear_out(rng, units)]
+        chain = [conv,
+                 ReLUFront(self, ["front"], conv.n_out, (front,), rng, self.dtype, keep=self.keep, stationary=True),
+                 RLSTMCell(self, "cell", front, units, rng, self.dtype, keep=self.keep, stationary=True,
+                           drop=("h",))]
+        self._connect(chain, [self._linear_out(rng, units)])
 
 
 @architecture("conv+rlstm_sd")
@@ -233,8 +289,7 @@ class LSTM(RecurrentModel):
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
                  hidden=128):
         rng = self._setup(locals())
-        self.chain = [LSTMCell(self, "cell", self.n_in, hidden, rng, self.dtype)]
-        self.head = [self._linear_out(rng, hidden)]
+        self._connect([LSTMCell(self, "cell", self.n_in, hidden, rng, self.dtype)], [self._linear_out(rng, hidden)])
 
 
 @architecture("gru")
@@ -246,9 +301,8 @@ class GRU(RecurrentModel):
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
                  hidden=128):
         rng = self._setup(locals())
-        self.chain = [GRUCell(self, "cell", self.n_in, hidden, rng, self.dtype,
-                              relu_candidate=self.relu_candidate)]
-        self.head = [self._linear_out(rng, hidden)]
+        chain = [GRUCell(self, "cell", self.n_in, hidden, rng, self.dtype, relu_candidate=self.relu_candidate)]
+        self._connect(chain, [self._linear_out(rng, hidden)])
 
 
 @architecture("rgru")
