@@ -1,6 +1,8 @@
 """The Numba kernels (kernels/numba) compute the NumPy reference operations: equal results on a grid of
 geometries and both dtypes, max-pool ties and -inf padding decided the same way, and a small ConvDeep
-whose loss, gradients and DTD relevance do not depend on the backend.
+whose loss, gradients and DTD relevance do not depend on the backend. The convolutions have no Numba
+kernel (the reference's BLAS product is faster, kernels/numba/conv.py): the numba backend runs their
+reference, which the last section checks.
 
 These are host tests whatever ``LRPNET_BACKEND`` says: every test runs under the NumPy reference, on
 host arrays, and calls the Numba kernels directly or under ``backend.using("numba")``."""
@@ -17,13 +19,11 @@ from lrpnet import backend                            # noqa: E402
 from lrpnet.layers.conv import window_pads            # noqa: E402
 
 RTOL = {"float32": 1e-5, "float64": 1e-12}
-CONV_OPS = ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad")
+CONV_OPS = ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "conv2d_patches",
+            "conv2d_forward_from_patches", "conv2d_weight_grad_from_patches")
 POOL_OPS = ("sumpool2d_forward", "sumpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
             "maxpool2d_forward", "maxpool2d_backward")
 
-# (N, H, W, C_in), (kh, kw), C_out: odd sizes, 1 and several channels, square and non-square kernels
-CONV_CASES = [((2, 7, 5, 1), (1, 1), 1), ((2, 7, 5, 3), (3, 3), 4), ((1, 9, 6, 1), (5, 5), 6),
-              ((2, 6, 7, 2), (3, 2), 3), ((3, 5, 5, 4), (5, 5), 1)]
 POOL_CASES = [((2, 7, 5, 1), (2, 2)), ((2, 7, 6, 3), (3, 3)), ((1, 5, 9, 2), (3, 2)), ((2, 4, 5, 3), (1, 1))]
 STRIDES = [(1, 1), (2, 2), (2, 1)]
 PADDINGS = ["SAME", "VALID"]
@@ -62,8 +62,8 @@ def geometries(cases):
                 yield (shape, kernel, *rest), stride, padding, pads, out_hw
 
 
-def test_every_conv_and_pool_op_has_a_numba_kernel():
-    for name in CONV_OPS + POOL_OPS:
+def test_every_pool_op_has_a_numba_kernel():
+    for name in POOL_OPS:
         ref, kernel = both(name)
         assert kernel is not ref and kernel.__module__.startswith("kernels.numba")
         with backend.using("numba"):
@@ -80,36 +80,6 @@ def test_importing_lrpnet_does_not_import_numba():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
                    env={**os.environ, "PYTHONPATH": root, "LRPNET_BACKEND": "numpy"})
-
-
-# -- convolution ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_conv_kernels_equal_reference(dtype, rng):
-    fwd, bwd_x, bwd_w = both("conv2d_forward"), both("conv2d_input_grad"), both("conv2d_weight_grad")
-    checked = 0
-    for (shape, kernel, c_out), stride, padding, pads, out_hw in geometries(CONV_CASES):
-        what = f"{dtype} x{shape} k{kernel}x{c_out} s{stride} {padding}"
-        x = rng.standard_normal(shape).astype(dtype)
-        w = rng.standard_normal(kernel + (shape[3], c_out)).astype(dtype)
-        b = rng.standard_normal(c_out).astype(dtype)
-        dz = rng.standard_normal((shape[0],) + out_hw + (c_out,)).astype(dtype)
-        for bias in (b, None):
-            assert_close(fwd[1](x, w, bias, stride, pads), fwd[0](x, w, bias, stride, pads), dtype, "forward " + what)
-        assert_close(bwd_x[1](w, dz, shape, stride, pads), bwd_x[0](w, dz, shape, stride, pads), dtype,
-                     "input grad " + what)
-        assert_close(bwd_w[1](x, dz, w.shape, stride, pads), bwd_w[0](x, dz, w.shape, stride, pads), dtype,
-                     "weight grad " + what)
-        checked += 1
-    assert checked >= 25
-
-
-def test_conv_kernels_accept_non_contiguous_arrays(rng):
-    (ref, kernel), shape = both("conv2d_forward"), (2, 6, 5, 3)
-    x = rng.standard_normal((2, 5, 6, 3))[:, ::-1].transpose(0, 2, 1, 3)[:, :, ::-1]    # a strided view
-    w = rng.standard_normal((4, 3, 4, 3)).transpose(0, 1, 3, 2)
-    pads, _ = window_pads(shape, (4, 3), (1, 2), "SAME")
-    assert not x.flags.c_contiguous and not w.flags.c_contiguous
-    assert_close(kernel(x, w, None, (1, 2), pads), ref(x, w, None, (1, 2), pads), "float64", "strided input")
 
 
 # -- pooling ----------------------------------------------------------------------------------------
@@ -201,6 +171,37 @@ def test_backward_kernels_refuse_a_wrongly_shaped_gradient(rng):
     pads, _ = window_pads((2, 6, 6, 3), (2, 2), (2, 2), "SAME")
     with pytest.raises(ValueError, match=r"shape \(2, 3, 3, 3\)"):
         both("sumpool2d_backward")[1](numpy.ones((2, 3, 1, 3)), (2, 6, 6, 3), (2, 2), (2, 2), pads)
-    with pytest.raises(ValueError, match=r"dz must have"):
-        both("conv2d_input_grad")[1](numpy.ones((3, 3, 3, 4)), numpy.ones((2, 6, 6, 1)), (2, 6, 6, 3), (1, 1),
-                                     (1, 1, 1, 1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convolution: no Numba kernels; the numba backend runs the NumPy reference (kernels/numba/conv.py
+# says why, with its numbers)
+# ---------------------------------------------------------------------------------------------------
+def test_conv_ops_run_the_reference_under_numba():
+    for name in CONV_OPS:
+        impls = backend.implementations(name)
+        assert "numba" not in impls, f"{name} has a Numba kernel again: measure it against the reference"
+        with backend.using("numba"):
+            assert backend.op(name) is impls["numpy"]
+
+
+@pytest.mark.parametrize("keep_patches", [0, float("inf")])
+@pytest.mark.parametrize("arch", ["convdeep", "conv+deep"])
+def test_conv_training_step_does_not_depend_on_backend(arch, keep_patches, rng, monkeypatch):
+    """A training step (with Numba's pools, conv patches kept or not) gives the reference's loss and
+    gradients; conv+deep runs conv1's input gradient too (its lateral input)."""
+    from lrpnet.layers import conv
+    from lrpnet.models import build
+    monkeypatch.setattr(conv, "KEEP_PATCHES_BYTES", keep_patches)
+    model = build(arch, input_shape=(28, 12), T=3, conv1=3, conv2=4, front=8, mid=6, state=6, top=5,
+                  dtype="float64")
+    x = rng.uniform(-1, 1, (4, 28, 12))
+    y = rng.integers(0, model.n_classes, 4)
+    loss_ref, grads_ref = model.loss_and_grads(x, y, train=True, rng=numpy.random.default_rng(0))
+    with backend.using("numba"):
+        loss, grads = model.loss_and_grads(x, y, train=True, rng=numpy.random.default_rng(0))
+    assert set(grads) == set(grads_ref)
+    numpy.testing.assert_allclose(loss, loss_ref, rtol=1e-10)
+    for name, g_ref in grads_ref.items():
+        numpy.testing.assert_allclose(grads[name], g_ref, rtol=1e-10,
+                                      atol=1e-10 * float(numpy.abs(g_ref).max()), err_msg=name)

@@ -516,3 +516,235 @@ def test_activations_match_torch(layer_cls, fn, rng):
     (dx,), _ = host(layer_cls().backward(cache, dev(dy)))
     numpy.testing.assert_allclose(host(y), yt.detach().numpy(), **TORCH_TOL)
     numpy.testing.assert_allclose(dx, xt.grad.numpy(), **TORCH_TOL)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convolution: the input gradient's two formulations, and the patches a training step keeps
+# ---------------------------------------------------------------------------------------------------
+from lrpnet.layers import conv as conv_ops     # noqa: E402  (the reference operations, by name)
+
+CONV_GRAD_TOL = {"float32": 1e-5, "float64": 1e-12}
+
+# (padding, stride, x_shape, kernel, C_out): SAME/VALID, strides 1, 2, 3 and mixed, odd and even sizes
+# and kernels, windows that skip inputs (stride > kernel), a kernel larger than the input with SAME,
+# a 1x1 image, a 1x1 kernel, ConvDeep's and conv+deep's shapes
+CONV_GRAD_CASES = [
+    ("SAME", (1, 1), (2, 5, 4, 3), (3, 3), 2),
+    ("SAME", (2, 2), (2, 7, 5, 2), (4, 3), 3),
+    ("SAME", (1, 1), (2, 6, 7, 2), (2, 2), 2),
+    ("SAME", (1, 3), (2, 6, 7, 2), (2, 4), 3),
+    ("SAME", (2, 1), (1, 3, 2, 4), (5, 4), 2),
+    ("SAME", (1, 1), (2, 2, 3, 2), (5, 5), 3),
+    ("SAME", (1, 1), (1, 1, 1, 3), (3, 3), 2),
+    ("SAME", (1, 1), (2, 6, 5, 3), (1, 1), 2),
+    ("VALID", (1, 1), (2, 5, 6, 2), (3, 2), 4),
+    ("VALID", (2, 2), (2, 7, 6, 3), (3, 3), 2),
+    ("VALID", (3, 2), (1, 8, 9, 2), (2, 1), 3),
+    ("VALID", (1, 1), (2, 4, 4, 3), (4, 4), 2),
+    ("SAME", (1, 1), (2, 28, 7, 1), (5, 5), 4),
+    ("SAME", (1, 1), (2, 14, 4, 5), (3, 3), 6),
+    ("SAME", (1, 1), (2, 28, 7, 3), (5, 5), 2),
+]
+
+
+def literal_conv_input_grad(w, dz, x_shape, stride, padding):
+    """dL/dx from the definition: output (p, q) read xpad[s_h*p + i, s_w*q + j] through W[i, j], so it
+    sends dz[:, p, q] @ W[i, j]^T back there; what lands in the padding is dropped."""
+    kh, kw, c_in, _ = w.shape
+    n, h, wd, _ = x_shape
+    (t, bt), (l, r) = ((tf_same(h, kh, stride[0]), tf_same(wd, kw, stride[1])) if padding == "SAME"
+                       else ((0, 0), (0, 0)))
+    dxpad = numpy.zeros((n, h + t + bt, wd + l + r, c_in))
+    for p in range(dz.shape[1]):
+        for q in range(dz.shape[2]):
+            for i in range(kh):
+                for j in range(kw):
+                    dxpad[:, stride[0] * p + i, stride[1] * q + j, :] += dz[:, p, q, :] @ w[i, j].T
+    return dxpad[:, t:t + h, l:l + wd, :]
+
+
+def conv_grad_case(case, dtype, rng):
+    """(w, dz, x_shape, stride, pads, literal dx) for one CONV_GRAD_CASES entry, host arrays of dtype."""
+    padding, stride, x_shape, kernel, c_out = case
+    pads, out_hw = conv_ops.window_pads(x_shape, kernel, stride, padding)
+    w = rng.standard_normal(kernel + (x_shape[3], c_out)).astype(dtype)
+    dz = rng.standard_normal((x_shape[0],) + out_hw + (c_out,)).astype(dtype)
+    return w, dz, x_shape, stride, pads, literal_conv_input_grad(w.astype("float64"), dz.astype("float64"),
+                                                                  x_shape, stride, padding)
+
+
+def assert_equal_to_rounding(got, want, dtype, what):
+    tol = CONV_GRAD_TOL[dtype]
+    assert got.dtype == numpy.dtype(dtype) and got.shape == want.shape, (what, got.dtype, got.shape, want.shape)
+    numpy.testing.assert_allclose(got, want, rtol=tol, atol=tol * float(numpy.abs(want).max()), err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CONV_GRAD_CASES, ids=lambda c: f"{c[0]}-s{c[1]}-x{c[2]}-k{c[3]}x{c[4]}")
+def test_conv2d_input_grad_equals_the_literal_sum(case, dtype, rng):
+    """The registered operation (either formulation, as it picks) and each formulation on its own."""
+    w, dz, x_shape, stride, pads, want = conv_grad_case(case, dtype, rng)
+    got = host(backend.op("conv2d_input_grad")(dev(w), dev(dz), x_shape, stride, pads))
+    assert_equal_to_rounding(got, want, dtype, "conv2d_input_grad")
+    for form in (conv_ops.input_grad_transposed, conv_ops.input_grad_col2im):
+        assert_equal_to_rounding(host(form(dev(w), dev(dz), x_shape, stride, pads)), want, dtype, form.__name__)
+
+
+@pytest.mark.parametrize("images_per_chunk", [1, 2, 3, 5])
+def test_conv2d_input_grad_transposed_in_chunks_of_images(images_per_chunk, rng, monkeypatch):
+    """The transposed form's im2col runs a chunk of images at a time: one, several with a shorter last
+    chunk, the whole batch."""
+    case = ("SAME", (1, 1), (5, 6, 4, 3), (3, 2), 2)
+    w, dz, x_shape, stride, pads, want = conv_grad_case(case, "float64", rng)
+    per_image = 6 * 4 * (3 * 2) * 2 * 8                     # bytes of one image's patches of dz
+    monkeypatch.setattr(conv_ops, "PATCH_CHUNK_BYTES", {"cpu": images_per_chunk * per_image,
+                                                        "gpu": images_per_chunk * per_image})
+    got = host(conv_ops.input_grad_transposed(dev(w), dev(dz), x_shape, stride, pads))
+    assert_equal_to_rounding(got, want, "float64", f"{images_per_chunk} images per chunk")
+
+
+def test_conv2d_input_grad_picks_transposed_at_stride_1_with_four_input_channels_or_more(rng, monkeypatch):
+    picked = []
+    for name in ("input_grad_transposed", "input_grad_col2im"):
+        real = getattr(conv_ops, name)
+        monkeypatch.setattr(conv_ops, name, lambda *a, real=real, name=name: picked.append(name) or real(*a))
+    for case, want in [(("SAME", (1, 1), (2, 14, 4, 5), (3, 3), 6), "input_grad_transposed"),
+                       (("SAME", (1, 1), (2, 28, 7, 4), (5, 5), 3), "input_grad_transposed"),
+                       (("SAME", (1, 1), (2, 28, 7, 1), (5, 5), 4), "input_grad_col2im"),       # C_in < 4
+                       (("VALID", (1, 1), (2, 5, 6, 3), (3, 2), 4), "input_grad_col2im"),
+                       (("SAME", (2, 1), (1, 3, 2, 4), (5, 4), 2), "input_grad_col2im")]:      # stride > 1
+        w, dz, x_shape, stride, pads, _ = conv_grad_case(case, "float64", rng)
+        picked.clear()
+        conv_ops.conv2d_input_grad(dev(w), dev(dz), x_shape, stride, pads)
+        assert picked == [want], (case, picked)
+
+
+def test_conv2d_backward_ops_refuse_a_wrongly_shaped_gradient():
+    w, x = dev(numpy.ones((3, 3, 3, 4))), dev(numpy.ones((2, 6, 6, 3)))
+    for bad in (numpy.ones((2, 6, 6, 1)), numpy.ones((2, 6, 5, 4))):
+        with pytest.raises(ValueError, match=r"dz must have the convolution output's shape \(2, 6, 6, 4\)"):
+            backend.op("conv2d_input_grad")(w, dev(bad), (2, 6, 6, 3), (1, 1), (1, 1, 1, 1))
+        with pytest.raises(ValueError, match=r"dz must have the convolution output's shape \(2, 6, 6, 4\)"):
+            backend.op("conv2d_weight_grad")(x, dev(bad), (3, 3, 3, 4), (1, 1), (1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("padding,stride,x_shape,kernel", [
+    ("SAME", 1, (2, 5, 4, 3), (3, 3)), ("SAME", 2, (2, 7, 5, 2), (4, 3)), ("VALID", 2, (2, 7, 6, 3), (3, 3)),
+    ("SAME", 1, (2, 28, 7, 1), (5, 5))])
+@pytest.mark.parametrize("bias", ["plain", "negsoftplus", None])
+def test_conv2d_training_keeps_patches_and_its_gradients_equal_the_recomputed_ones(padding, stride, x_shape,
+                                                                                    kernel, bias, rng, monkeypatch):
+    layer = Conv2D(x_shape[3], 3, kernel, stride=stride, padding=padding, bias=bias, rng=rng, dtype="float64")
+    if bias is not None:
+        layer.params["b"][:] = dev(rng.standard_normal(3))
+    x = dev(rng.standard_normal(x_shape))
+    _, (x_kept, patches) = run(layer, x, train=True)
+    assert conv_ops.KEEP_PATCHES_BYTES == 0 and x_kept is x and patches is None          # off by default
+    monkeypatch.setattr(conv_ops, "KEEP_PATCHES_BYTES", float("inf"))
+    z_eval, (x_eval, none) = run(layer, x)
+    z_train, (x_train, patches) = run(layer, x, train=True)
+    assert none is None and x_eval is x and x_train is x
+    pads = layer.pads(x_shape)[0]
+    kh, kw = layer.kernel_size
+    assert patches.shape == z_train.shape[:3] + (kh * kw * x_shape[3],)
+    numpy.testing.assert_array_equal(host(patches), host(conv_ops.conv2d_patches(x, (kh, kw), layer.stride, pads)))
+    numpy.testing.assert_allclose(host(z_train), host(z_eval), rtol=1e-14, atol=1e-14)
+    dz = dev(rng.standard_normal(z_eval.shape))
+    (dx_train,), g_train = host(layer.backward((x, patches), dz))
+    (dx_eval,), g_eval = host(layer.backward((x, None), dz))
+    assert g_train.keys() == g_eval.keys() == set(layer.params)
+    numpy.testing.assert_allclose(dx_train, dx_eval, rtol=1e-14, atol=1e-14)
+    for k in g_eval:
+        numpy.testing.assert_allclose(g_train[k], g_eval[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("padding,stride,x_shape,kernel", [
+    ("SAME", 1, (2, 5, 4, 3), (3, 3)), ("SAME", 2, (2, 7, 5, 2), (4, 3)), ("VALID", 1, (2, 5, 6, 2), (3, 2))])
+def test_conv2d_gradcheck_in_training(padding, stride, x_shape, kernel, rng, monkeypatch):
+    """The parameter gradients from the kept patches, against central differences."""
+    monkeypatch.setattr(conv_ops, "KEEP_PATCHES_BYTES", float("inf"))
+    layer = Conv2D(x_shape[3], 3, kernel, stride=stride, padding=padding, bias="negsoftplus", rng=rng,
+                   dtype="float64")
+    assert_gradcheck(layer, rng.standard_normal(x_shape), train=True)
+
+
+def test_conv_training_tape_keeps_patches_within_its_budget(rng, monkeypatch):
+    layer = Conv2D(2, 3, 3, rng=rng, dtype="float64")
+    x = dev(rng.standard_normal((2, 5, 4, 2)))
+    one_call = 2 * 5 * 4 * (3 * 3 * 2) * 8                 # bytes of one call's patches
+    monkeypatch.setattr(conv_ops, "KEEP_PATCHES_BYTES", 2 * one_call)
+    tape = Tape(train=True)
+    caches = [layer.forward(tape, x)[1] for _ in range(3)]
+    assert [p is not None for _, p in caches] == [True, True, False]
+    assert caches[0][1].nbytes == one_call
+    assert layer.forward(Tape(train=True), x)[1][1] is not None     # the budget is per tape
+    dz = dev(rng.standard_normal((2, 5, 4, 3)))
+    for k, g in host(layer.param_grads(caches[0], dz)).items():     # kept or rebuilt: the same gradient
+        numpy.testing.assert_allclose(g, host(layer.param_grads(caches[2], dz))[k], rtol=1e-12, err_msg=k)
+
+
+def test_conv_patches_are_kept_only_in_training(rng, monkeypatch):
+    import lrpnet
+    from lrpnet.models import build
+    model = build("convdeep", input_shape=(28, 12), T=3, conv1=3, conv2=4, front=8, mid=6, state=6, top=5,
+                  dtype="float64")
+    x = dev(rng.uniform(-1, 1, (4, 28, 12)))
+
+    def conv_caches(tape):
+        caches = [node.cache for node in tape.nodes if isinstance(node.layer, Conv2D)]
+        assert caches, "no convolution on the tape"
+        return caches
+    assert all(p is None for _, p in conv_caches(model.trace(x, train=True, rng=backend.random_state([0]))[0]))
+    monkeypatch.setattr(conv_ops, "KEEP_PATCHES_BYTES", float("inf"))
+    assert all(p is not None for _, p in conv_caches(model.trace(x, train=True, rng=backend.random_state([0]))[0]))
+    assert all(p is None for _, p in conv_caches(model.trace(x)[0]))
+    for method in ("dtd", "gradient_x_input"):
+        details = lrpnet.explain(model, x, method, return_details=True)
+        assert all(p is None for _, p in conv_caches(details.tape)), method
+
+
+def test_new_conv_ops_agree_with_reference(each_backend, rng):
+    """conv2d_patches and the two *_from_patches operations, and the two input-gradient formulations,
+    under each other backend against the NumPy reference."""
+    x = rng.standard_normal((3, 9, 7, 2)).astype("float32")
+    w = rng.standard_normal((3, 4, 2, 5)).astype("float32")
+    b = rng.standard_normal(5).astype("float32")
+    stride, pads = (1, 1), (1, 1, 1, 2)
+    with backend.using("numpy"):
+        patches = conv_ops.conv2d_patches(x, (3, 4), stride, pads)
+    dz = rng.standard_normal(patches.shape[:3] + (5,)).astype("float32")
+    calls = {"conv2d_patches": (x, (3, 4), stride, pads),
+             "conv2d_forward_from_patches": (patches, w, b),
+             "conv2d_weight_grad_from_patches": (patches, dz, w.shape)}
+    for name, args in calls.items():
+        with backend.using("numpy"):
+            want = backend.op(name)(*args)
+        got = host(backend.op(name)(*[dev(a) if isinstance(a, numpy.ndarray) else a for a in args]))
+        assert got.dtype == want.dtype, name
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+    for form in (conv_ops.input_grad_transposed, conv_ops.input_grad_col2im):
+        with backend.using("numpy"):
+            want = form(w, dz, x.shape, stride, pads)
+        got = host(form(dev(w), dev(dz), x.shape, stride, pads))
+        assert got.dtype == want.dtype, form.__name__
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=form.__name__)
+
+
+def test_conv_ops_take_non_contiguous_arrays(rng):
+    """Strided views (a transposed weight, a flipped image) give what their contiguous copies give."""
+    x = dev(rng.standard_normal((2, 5, 6, 3)))[:, ::-1].transpose(0, 2, 1, 3)          # (2, 6, 5, 3)
+    w = dev(rng.standard_normal((4, 3, 2, 3))).transpose(0, 1, 3, 2)                  # (4, 3, 3, 2)
+    xc, wc = backend.xp().ascontiguousarray(x), backend.xp().ascontiguousarray(w)
+    for stride in ((1, 1), (1, 2)):
+        pads, out_hw = conv_ops.window_pads(x.shape, (4, 3), stride, "SAME")
+        dz = dev(rng.standard_normal((2, *out_hw, 2)))[..., ::-1]
+        dzc = backend.xp().ascontiguousarray(dz)
+        numpy.testing.assert_allclose(host(backend.op("conv2d_forward")(x, w, None, stride, pads)),
+                                      host(backend.op("conv2d_forward")(xc, wc, None, stride, pads)), rtol=1e-13)
+        numpy.testing.assert_allclose(host(backend.op("conv2d_weight_grad")(x, dz, w.shape, stride, pads)),
+                                      host(backend.op("conv2d_weight_grad")(xc, dzc, w.shape, stride, pads)),
+                                      rtol=1e-13)
+        for form in (conv_ops.input_grad_transposed, conv_ops.input_grad_col2im):
+            numpy.testing.assert_allclose(host(form(w, dz, x.shape, stride, pads)),
+                                          host(form(wc, dzc, x.shape, stride, pads)), rtol=1e-13,
+                                          err_msg=form.__name__)

@@ -7,13 +7,19 @@ and xpad is x padded with zeros. Padding follows TensorFlow:
   and the rest (one more, when pad_total is odd) after.
 The bias takes the three forms of ``Dense`` (``"plain"``, ``"negsoftplus"`` = -softplus(b) <= 0, None).
 
-The three operations (``conv2d_forward``, ``conv2d_input_grad``, ``conv2d_weight_grad``) are registered
-with ``lrpnet.backend`` so that Numba/CuPy kernels can replace them. The reference copies the window of
-the padded input that each output position reads into a patch matrix (N*out_h*out_w, kh*kw*C_in) and
-does one matrix product with W reshaped to (kh*kw*C_in, C_out) ("im2col"). One product beats one
-product per kernel offset when C_in is small (ConvDeep's first layer has C_in = 1: 10x faster). The
-input gradient goes the other way ("col2im"): a loop over the kh*kw offsets adds each offset's share
-into the strided view of the padded input that the offset meets.
+The operations are registered with ``lrpnet.backend`` so that Numba/CuPy kernels can replace them:
+``conv2d_forward``, ``conv2d_input_grad`` and ``conv2d_weight_grad`` (arrays and geometry in), and the
+two halves of the forward pass and the weight gradient, ``conv2d_patches`` and
+``conv2d_forward_from_patches`` / ``conv2d_weight_grad_from_patches``, which let a training step build
+the patch matrix once for both (``Conv2D.forward``; off by default, ``KEEP_PATCHES_BYTES`` says why).
+
+The forward pass copies the window of the padded input that each output position reads into a patch
+matrix (N*out_h*out_w, kh*kw*C_in) and does one matrix product with W reshaped to (kh*kw*C_in, C_out)
+("im2col"). One product beats one product per kernel offset when C_in is small (ConvDeep's first layer
+has C_in = 1: 10x faster). The weight gradient is the same patch matrix, transposed, times dz. The input
+gradient is a convolution too: of dz (dilated by the stride, padded) with W flipped in both spatial axes
+and its channel axes swapped ("transposed convolution", one im2col of dz and one product); where that
+is slower (stride > 1, C_in < 4) it goes the other way ("col2im", ``conv2d_input_grad``).
 
 The window helpers (``window_pads``, ``pad_hw``, ``offset_view``) are shared with ``pool.py``.
 """
@@ -85,37 +91,137 @@ def offset_view(xpad, i, j, out_hw, stride):
     return xpad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
 
 
-def _patches(x, kernel, stride, pads, out_hw):
-    """The im2col array: patches[n, p, q, i*kw + j, c] = xpad[n, s_h*p + i, s_w*q + j, c], shape
-    (N, out_h, out_w, kh*kw, C), patch entries ordered like W's (i, j, c)."""
+def output_hw(x_shape, kernel, stride, pads):
+    """(out_h, out_w): how many windows ``kernel`` moving by ``stride`` fit in the padded H and W."""
+    top, bottom, left, right = pads
+    return ((x_shape[1] + top + bottom - kernel[0]) // stride[0] + 1,
+            (x_shape[2] + left + right - kernel[1]) // stride[1] + 1)
+
+
+def check_dz(what, dz, expected):
+    """The backward operations index dz by output position: it must have the output's shape."""
+    if tuple(dz.shape) != tuple(expected):
+        raise ValueError(f"{what}: dz must have the convolution output's shape {tuple(expected)}, "
+                         f"got {tuple(dz.shape)}")
+
+
+# -- the registered operations (the reference; kernels replace these by name) -----------------------
+@backend.register("conv2d_patches")
+def conv2d_patches(x, kernel, stride, pads):
+    """The im2col array of x: patches[n, p, q, (i*kw + j)*C + c] = xpad[n, s_h*p + i, s_w*q + j, c],
+    shape (N, out_h, out_w, kh*kw*C): row (n, p, q) is the window that output (n, p, q) reads, its
+    entries ordered like the rows (i, j, c) of W reshaped to (kh*kw*C, C_out)."""
     xp = backend.xp()
-    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    (kh, kw), (sh, sw) = kernel, stride
+    n, _, _, c = x.shape
+    oh, ow = output_hw(x.shape, kernel, stride, pads)
     xpad = pad_hw(x, pads)
     # every kh x kw window (a read-only view, shape (N, H', W', C, kh, kw)), then every stride-th one
     windows = xp.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(1, 2))
     windows = windows[:, 0:sh * (oh - 1) + 1:sh, 0:sw * (ow - 1) + 1:sw]
     # the one copy: to (N, out_h, out_w, kh, kw, C), so that a patch is contiguous
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw, x.shape[3])
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n, oh, ow, kh * kw * c)
 
 
-# -- the registered operations (the reference; kernels replace these by name) -----------------------
+@backend.register("conv2d_forward_from_patches")
+def conv2d_forward_from_patches(patches, weight, bias):
+    """z = patches @ W + bias, shape (N, out_h, out_w, C_out), for ``patches`` from ``conv2d_patches``."""
+    n, oh, ow, k = patches.shape
+    c_out = weight.shape[3]
+    z = (patches.reshape(n * oh * ow, k) @ weight.reshape(k, c_out)).reshape(n, oh, ow, c_out)
+    return z if bias is None else z + bias
+
+
 @backend.register("conv2d_forward")
 def conv2d_forward(x, weight, bias, stride, pads):
     """z = conv(x, W) + bias; x (N, H, W, C_in), weight (kh, kw, C_in, C_out), bias (C_out,) or None;
     ``pads`` = (top, bottom, left, right)."""
-    kh, kw, c_in, c_out = weight.shape
-    n, h, w, _ = x.shape
-    top, bottom, left, right = pads
-    out_hw = ((h + top + bottom - kh) // stride[0] + 1, (w + left + right - kw) // stride[1] + 1)
-    patches = _patches(x, (kh, kw), stride, pads, out_hw)
-    z = (patches.reshape(-1, kh * kw * c_in) @ weight.reshape(kh * kw * c_in, c_out))
-    z = z.reshape(n, out_hw[0], out_hw[1], c_out)
-    return z if bias is None else z + bias
+    return conv2d_forward_from_patches(conv2d_patches(x, weight.shape[:2], stride, pads), weight, bias)
+
+
+@backend.register("conv2d_weight_grad_from_patches")
+def conv2d_weight_grad_from_patches(patches, dz, kernel_shape):
+    """dL/dW = patches^T @ dz, shape ``kernel_shape`` = (kh, kw, C_in, C_out), for the ``patches`` of
+    the forward pass (``conv2d_patches``)."""
+    n, oh, ow, k = patches.shape
+    check_dz("conv2d_weight_grad", dz, (n, oh, ow, kernel_shape[3]))
+    return (patches.reshape(n * oh * ow, k).T @ dz.reshape(n * oh * ow, kernel_shape[3])).reshape(kernel_shape)
+
+
+@backend.register("conv2d_weight_grad")
+def conv2d_weight_grad(x, dz, kernel_shape, stride, pads):
+    """dL/dW = patches^T @ dz, shape ``kernel_shape`` = (kh, kw, C_in, C_out)."""
+    patches = conv2d_patches(x, kernel_shape[:2], stride, pads)
+    return conv2d_weight_grad_from_patches(patches, dz, kernel_shape)
 
 
 @backend.register("conv2d_input_grad")
 def conv2d_input_grad(weight, dz, x_shape, stride, pads):
-    """dL/dx given dL/dz: each output position sends dz @ W^T back to the patch it read (col2im)."""
+    """dL/dx given dL/dz, shape ``x_shape``: the transpose of the forward sum,
+
+        dx[n, r, s, c] = sum of dz[n, p, q, o] W[i, j, c, o] over s_h*p + i - top = r, s_w*q + j - left = s.
+
+    Two formulations of this sum, and the faster one runs (one BLAS thread, ConvDeep's and conv+deep's
+    sizes; benchmarks/RESULTS.md, "Convolution input gradient and patch reuse"):
+    - ``input_grad_transposed`` (an im2col of dz and a product) at stride 1 with C_in >= 4: 1.5x to 2.9x
+      faster than col2im on ConvDeep's conv2 and on both convolutions of conv+deep, where col2im's
+      adds cost more than its product (NumPy adds C_in contiguous numbers at a time);
+    - ``input_grad_col2im`` (one product, then a loop over the kh*kw offsets) otherwise. At stride > 1
+      the transposed form multiplies the stride-dilated dz, s_h*s_w times larger and mostly zeros
+      (up to 9x slower). With C_in < 4 (ConvDeep's conv1 has 1) its im2col of dz is C_out / C_in times
+      larger than col2im's patch gradients (2x to 6x slower at C_in = 1, where NumPy adds a whole
+      output row at a time; about even at 2 and 3).
+    The transposed form needs pads smaller than the kernel, as SAME and VALID padding always are.
+    """
+    kh, kw, c_in, c_out = weight.shape
+    top, bottom, left, right = pads
+    check_dz("conv2d_input_grad", dz, (x_shape[0], *output_hw(x_shape, (kh, kw), stride, pads), c_out))
+    if tuple(stride) == (1, 1) and c_in >= 4 and max(top, bottom) < kh and max(left, right) < kw:
+        return input_grad_transposed(weight, dz, x_shape, stride, pads)
+    return input_grad_col2im(weight, dz, x_shape, stride, pads)
+
+
+# The transposed form builds the im2col of dz for a few images at a time, about this many bytes of
+# patches per product. On the CPU 4 MiB chunks stay in the caches and are the same few buffers on
+# every call: the whole batch at once (24 MB for one step of conv+deep at batch 50, 120 MB at 256)
+# was 1.6x slower at batch 256, and at batch 50 its one large buffer of a new size per call made
+# glibc hand memory back to the system and fault it in again, which ate the whole gain in a
+# training step. On a GPU, where each chunk costs two kernel launches, far larger chunks (not
+# measured yet).
+PATCH_CHUNK_BYTES = {"cpu": 4 * 2 ** 20, "gpu": 512 * 2 ** 20}
+
+
+def input_grad_transposed(weight, dz, x_shape, stride, pads):
+    """``conv2d_input_grad`` as a stride-1 convolution (a "transposed convolution"). Writing
+    i' = kh-1-i, j' = kw-1-j in its sum:
+
+        dx[n, r, s, c] = sum_{i',j',o} dzd[n, r + i', s + j', o] W[kh-1-i', kw-1-j', c, o],
+
+    where dzd holds dz[n, p, q, o] at (kh-1-top + s_h*p, kw-1-left + s_w*q) and zeros elsewhere (dz
+    dilated by the stride and padded). That is ``conv2d_forward`` of dzd with W flipped in both spatial
+    axes and its channel axes swapped: an im2col of dzd and a product, a chunk of images at a time
+    (``PATCH_CHUNK_BYTES``). Needs every pad < the kernel."""
+    xp = backend.xp()
+    kh, kw, c_in, c_out = weight.shape
+    n, oh, ow, _ = dz.shape
+    (sh, sw), (top, _, left, _) = stride, pads
+    h, w = x_shape[1], x_shape[2]
+    dzd = xp.zeros((n, h + kh - 1, w + kw - 1, c_out), dtype=dz.dtype)
+    r0, s0 = kh - 1 - top, kw - 1 - left
+    dzd[:, r0:r0 + sh * (oh - 1) + 1:sh, s0:s0 + sw * (ow - 1) + 1:sw, :] = dz
+    flipped = weight[::-1, ::-1].transpose(0, 1, 3, 2)          # (kh, kw, C_out, C_in)
+    dx = xp.empty((n, h, w, c_in), dtype=dz.dtype)
+    step = max(1, PATCH_CHUNK_BYTES[backend.device()] // (h * w * kh * kw * c_out * dz.dtype.itemsize))
+    for i in range(0, n, step):
+        patches = conv2d_patches(dzd[i:i + step], (kh, kw), (1, 1), (0, 0, 0, 0))   # (chunk, H, W, kh*kw*C_out)
+        dx[i:i + step] = conv2d_forward_from_patches(patches, flipped, None)
+    return dx
+
+
+def input_grad_col2im(weight, dz, x_shape, stride, pads):
+    """``conv2d_input_grad`` the other way round (col2im): each output position sends dz @ W^T back
+    to the patch it read, and a loop over the kh*kw offsets adds each offset's share into the strided
+    view of the padded input that the offset meets."""
     xp = backend.xp()
     kh, kw, c_in, c_out = weight.shape
     n, oh, ow, _ = dz.shape
@@ -129,15 +235,22 @@ def conv2d_input_grad(weight, dz, x_shape, stride, pads):
     return crop_hw(dxpad, pads, x_shape)
 
 
-@backend.register("conv2d_weight_grad")
-def conv2d_weight_grad(x, dz, kernel_shape, stride, pads):
-    """dL/dW = patches^T @ dz, shape ``kernel_shape`` = (kh, kw, C_in, C_out)."""
-    kh, kw, c_in, c_out = kernel_shape
-    patches = _patches(x, (kh, kw), stride, pads, dz.shape[1:3])
-    return (patches.reshape(-1, kh * kw * c_in).T @ dz.reshape(-1, c_out)).reshape(kernel_shape)
-
-
 # -- the layer ---------------------------------------------------------------------------------------
+# How many bytes of im2col patches one training tape may keep, so that ``param_grads`` multiplies the
+# forward pass's patches by dz instead of building them again (``Conv2D.forward``). 0: none, because
+# on the CPU it did not pay where the study trains. Keeping them saves one im2col copy per convolution
+# (the weight gradient alone 1.25x to 2.5x faster), but patches are kh*kw times their input's size: a
+# training tape grows by 39 MiB (ConvDeep, batch 50) to 1.7 GiB (conv+deep, batch 256), and fresh
+# memory costs about what the copy saves. Keeping them all made a training step 3-4% faster for
+# ConvDeep at batch 50 and 13-25% faster for conv+deep at batch 256, but 4-16% slower for ConvDeep at
+# batch 256 and 9-25% slower for conv+deep at batch 50 (three runs, one thread, a 2-core VM;
+# benchmarks/RESULTS.md, "Convolution input gradient and patch reuse"). A positive budget keeps
+# patches until the tape holds that many bytes of them (worth measuring on a GPU, where CuPy's pool
+# makes memory cheap).
+KEEP_PATCHES_BYTES = 0
+KEPT_PATCHES = "conv2d: patch bytes kept"      # the tape.memo entry that counts them
+
+
 class Conv2D(LinearLayer):
     """Convolution layer on NHWC input; parameters "W" (kh, kw, C_in, C_out) and "b" (C_out,).
 
@@ -181,13 +294,29 @@ class Conv2D(LinearLayer):
 
     # -- forward and backward ----------------------------------------------------------------------
     def forward(self, tape, x):
+        """z = conv(x, W) + bias; the cache is (x, patches). ``patches`` is the im2col array of the
+        forward product when a training tape keeps it (``KEEP_PATCHES_BYTES``; by default none), else
+        None: explanations and evaluation keep only x."""
         self.check_input(x.shape)
-        return self.linear(x, self.weight, self.bias), x
+        kept = tape.memo.get(KEPT_PATCHES, 0)
+        if not tape.train or kept >= KEEP_PATCHES_BYTES:
+            return self.linear(x, self.weight, self.bias), (x, None)
+        patches = backend.op("conv2d_patches")(x, self.kernel_size, self.stride, self.pads(x.shape)[0])
+        z = backend.op("conv2d_forward_from_patches")(patches, self.weight, self.bias)
+        if kept + patches.nbytes > KEEP_PATCHES_BYTES:
+            return z, (x, None)
+        tape.memo[KEPT_PATCHES] = kept + patches.nbytes
+        return z, (x, patches)
 
-    def input_grad(self, x, dz):
+    def input_grad(self, cache, dz):
+        x, _ = cache
         return self.linear_input_grad(self.weight, dz, x.shape)
 
-    def param_grads(self, x, dz):
-        pads = self.pads(x.shape)[0]
-        return {"W": backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads),
-                **self.bias_grad(dz.sum(axis=(0, 1, 2)))}
+    def param_grads(self, cache, dz):
+        x, patches = cache
+        if patches is None:
+            pads = self.pads(x.shape)[0]
+            dw = backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads)
+        else:
+            dw = backend.op("conv2d_weight_grad_from_patches")(patches, dz, self.weight.shape)
+        return {"W": dw, **self.bias_grad(dz.sum(axis=(0, 1, 2)))}
