@@ -194,14 +194,6 @@ def describe(a) -> str:
     return f"{kind} on the {where or 'unknown device'} ({getattr(a, 'dtype', '?')}, shape {tuple(getattr(a, 'shape', ()))})"
 
 
-def check_on(a, where: str, what: str) -> None:
-    """Raise ``DeviceMismatch`` unless the array ``a`` lives on ``where`` ("cpu" or "gpu")."""
-    got = device_of(a)
-    if got != where:
-        raise DeviceMismatch(f"{what} is a {describe(a)}, but the arrays here live on the {where}: "
-                             f"move it explicitly (backend.asarray on the target backend, or backend.to_numpy)")
-
-
 def synchronize() -> None:
     """Wait for the device to finish queued work (for timing); nothing to do on the host."""
     if _current() == "cupy":

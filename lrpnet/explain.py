@@ -42,8 +42,7 @@ class Explanation:
     relevance (N, ...): shape of x. score (N,): the starting relevance. absorbed (N,): relevance absorbed
     by biases, stabilisers, zero denominators and the initial states (0 for gradient methods).
     per_step (N, T): relevance reaching each time slice: the input relevance summed over the columns of
-    each step (``model.steps``), or, for a model without ``steps``, the relevance reaching its
-    TimeSlice nodes (None without either, or for gradient methods). per_layer: layer name -> (N,)
+    each step (``model.steps``; None for a model without steps, or for gradient methods). per_layer: layer name -> (N,)
     relevance at the layer's output, summed over time steps (a batched layer, run once on every
     step's rows, has one entry holding all steps).
     target (N,), logits (N, n_classes). tape: the traced forward pass, for ``values`` (None when
@@ -182,7 +181,7 @@ def _relevance(tape, x_var, out, R0, comp, keep):
     xp = backend.xp()
     n = R0.shape[0]
     absorbed = xp.zeros(n, dtype=R0.dtype)
-    per_layer, steps, signals = {}, [], {}
+    per_layer, signals = {}, {}
 
     def total(a):
         return a.reshape(n, -1).sum(axis=1)
@@ -192,8 +191,6 @@ def _relevance(tape, x_var, out, R0, comp, keep):
         layer = node.layer
         name = layer.name or layer.kind
         per_layer[name] = per_layer[name] + total(R) if name in per_layer else total(R)
-        if layer.kind == "timeslice":
-            steps.append((layer.t, total(R)))
         if keep:
             signals[id(node.output)] = R
         R_in, lost = node_rule(node, R, comp)
@@ -208,11 +205,7 @@ def _relevance(tape, x_var, out, R0, comp, keep):
             absorbed = absorbed + total(s)
         if keep:
             signals[id(v)] = s
-    per_step = None
-    if steps:
-        steps.sort(key=lambda ts: ts[0])
-        per_step = xp.stack([s for _, s in steps], axis=1)
-    return relevance, dict(absorbed=absorbed, per_step=per_step, per_layer=per_layer, signals=signals)
+    return relevance, dict(absorbed=absorbed, per_step=None, per_layer=per_layer, signals=signals)
 
 
 def node_rule(node, R, comp):
