@@ -220,6 +220,11 @@ def op(op_name: str):
     return impls.get(_current(), impls["numpy"])
 
 
+def reference(op_name: str):
+    """The NumPy reference of ``op_name``: what a kernel runs for arguments it does not take."""
+    return _registry[op_name]["numpy"]
+
+
 def implementations(op_name: str) -> dict[str, object]:
     """All registered implementations of ``op_name``, by backend (for tests and benchmarks)."""
     for backend in BACKENDS:

@@ -20,8 +20,6 @@ mixed dtypes, host arrays, integers) runs the reference instead: ``kernel_applie
 """
 from __future__ import annotations
 
-import functools
-
 from lrpnet import backend
 
 OPTIONS = ("--fmad=false",)       # round each operation on its own, as NumPy does (module docstring)
@@ -68,7 +66,4 @@ def kernel_applies(*arrays) -> bool:
     return len(dtypes) == 1 and dtypes.pop().name in FLOATS
 
 
-@functools.cache
-def reference(op_name: str):
-    """The NumPy reference of ``op_name``, written against ``backend.xp()`` (cupy on the GPU)."""
-    return backend.implementations(op_name)["numpy"]
+reference = backend.reference   # the NumPy reference of an operation, by name (lrpnet.backend)

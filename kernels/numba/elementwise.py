@@ -26,8 +26,6 @@ bit for bit (tests/test_kernels_numba_pointwise.py):
 """
 from __future__ import annotations
 
-import functools
-
 import numpy
 from numba import njit
 
@@ -67,10 +65,7 @@ def numbers(*values) -> bool:
     return True
 
 
-@functools.cache
-def reference(op_name: str):
-    """The NumPy reference of ``op_name``."""
-    return backend.implementations(op_name)["numpy"]
+reference = backend.reference   # the NumPy reference of an operation, by name (lrpnet.backend)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
