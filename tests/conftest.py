@@ -56,6 +56,22 @@ def each_backend(request):
 
 
 @pytest.fixture
+def on_the_host():
+    """The NumPy references read ``backend.xp()``: run them (and the CPU kernels beside them) under
+    NumPy on host arrays, whatever backend the suite runs under."""
+    with backend.using("numpy"):
+        yield
+
+
+def reference_and_kernel(name, kernel_backend):
+    """(the NumPy reference, ``kernel_backend``'s kernel) of operation ``name``; fails if that backend
+    registers no kernel for it."""
+    impls = backend.implementations(name)
+    assert kernel_backend in impls, f"no {kernel_backend} kernel registered for {name!r}"
+    return impls["numpy"], impls[kernel_backend]
+
+
+@pytest.fixture
 def rng():
     return numpy.random.default_rng(1234)
 

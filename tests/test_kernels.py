@@ -18,6 +18,8 @@ pytest.importorskip("numba")
 from lrpnet import backend                            # noqa: E402
 from lrpnet.layers.conv import window_pads            # noqa: E402
 
+from conftest import reference_and_kernel  # noqa: E402
+
 RTOL = {"float32": 1e-5, "float64": 1e-12}
 CONV_OPS = ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "conv2d_patches",
             "conv2d_forward_from_patches", "conv2d_weight_grad_from_patches")
@@ -29,18 +31,12 @@ STRIDES = [(1, 1), (2, 2), (2, 1)]
 PADDINGS = ["SAME", "VALID"]
 
 
-@pytest.fixture(autouse=True)
-def on_the_host():
-    """The references read ``backend.xp()``: run them under NumPy, on host arrays, in every run."""
-    with backend.using("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("on_the_host")     # conftest: the references under NumPy
 
 
 def both(name):
     """(reference, kernel) of operation ``name``."""
-    impls = backend.implementations(name)
-    assert "numba" in impls, f"no numba kernel registered for {name!r}"
-    return impls["numpy"], impls["numba"]
+    return reference_and_kernel(name, "numba")
 
 
 def assert_close(got, want, dtype, what):

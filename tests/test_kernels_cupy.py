@@ -12,6 +12,7 @@ import pytest
 from lrpnet import backend
 
 import kernels.cupy  # noqa: F401  (registers the kernels; imports no CuPy)
+from conftest import reference_and_kernel
 
 RTOL = {"float32": 1e-6, "float64": 1e-12}
 DTYPES = ["float32", "float64"]
@@ -44,9 +45,7 @@ def test_importing_kernels_cupy_imports_no_cupy_and_compiles_nothing():
 # -- the kernels against the references (GPU) ---------------------------------------------------------
 def both(name):
     """(reference, kernel) of operation ``name``."""
-    impls = backend.implementations(name)
-    assert "cupy" in impls, f"no cupy kernel registered for {name!r}"
-    return impls["numpy"], impls["cupy"]
+    return reference_and_kernel(name, "cupy")
 
 
 def on_device(*arrays):

@@ -19,6 +19,8 @@ pytest.importorskip("numba")
 
 from lrpnet import backend                            # noqa: E402
 
+from conftest import reference_and_kernel  # noqa: E402
+
 KERNELS = {                                           # kernel module -> operations with a kernel there
     "activations": ("sigmoid_backward", "tanh_backward", "relu_backward", "relu_guided_backward"),
     "base": ("sigmoid_forward", "negsoftplus_grad"),
@@ -30,18 +32,12 @@ POINTWISE = tuple(name for names in KERNELS.values() for name in names)
 DTYPES = ("float32", "float64")
 
 
-@pytest.fixture(autouse=True)
-def on_the_host():
-    """The references read ``backend.xp()``: run them under NumPy, on host arrays, in every run."""
-    with backend.using("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("on_the_host")     # conftest: the references under NumPy
 
 
 def both(name):
     """(reference, kernel) of operation ``name``."""
-    impls = backend.implementations(name)
-    assert "numba" in impls, f"no numba kernel registered for {name!r}"
-    return impls["numpy"], impls["numba"]
+    return reference_and_kernel(name, "numba")
 
 
 def call(fn, *args):

@@ -13,26 +13,17 @@ import sys
 import numpy
 import pytest
 
-STANDIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin")
+from conftest import STANDIN_DIR, standin_module
 
 
 @contextlib.contextmanager
 def standin_imported():
-    """The stand-in as "cupy", with sys.modules and sys.path as they were afterwards."""
-    saved = {k: v for k, v in sys.modules.items() if k == "cupy" or k.startswith("cupy.")}
-    for k in saved:
-        del sys.modules[k]
-    sys.path.insert(0, STANDIN_DIR)
-    try:
-        import cupy
-        assert cupy.STANDIN and cupy.__file__.startswith(STANDIN_DIR)
+    """The stand-in as "cupy" (conftest.standin_module restores sys.modules and sys.path afterwards),
+    its counters zeroed."""
+    with standin_module() as cupy:
+        assert cupy.__file__.startswith(STANDIN_DIR)
         cupy.standin.reset()
         yield cupy
-    finally:
-        sys.path.remove(STANDIN_DIR)
-        for k in [k for k in sys.modules if k == "cupy" or k.startswith("cupy.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
 
 
 @pytest.fixture
