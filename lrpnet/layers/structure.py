@@ -71,24 +71,34 @@ class TimeSlices(Layer):
         return (dx,), {}
 
 
-class StepRows(Layer):
+class Select(Layer):
+    """A part of the input, picked by the index ``self.index``: its gradient (and its relevance, which
+    moves the same way) goes back to that part, and the rest of the input gets zero."""
+    shape_only = True
+    index = ()
+
+    def forward(self, tape, x):
+        return x[self.index], x.shape
+
+    def backward(self, x_shape, dy):
+        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
+        dx[self.index] = dy
+        return (dx,), {}
+
+
+class StepRows(Select):
     """The rows of step t of a sample-major (N*T, ...) value: (N*T, ...) -> (N, ...), rows t, t+T, ..."""
     kind = "steprows"
-    shape_only = True
 
     def __init__(self, t, T):
         super().__init__()
         self.t, self.T = int(t), int(T)
+        self.index = slice(self.t, None, self.T)
 
     def forward(self, tape, x):
         if x.shape[0] % self.T:
             raise ValueError(f"{self.name or 'steprows'}: {x.shape[0]} rows are not N*T rows for T={self.T}")
-        return x[self.t::self.T], x.shape
-
-    def backward(self, x_shape, dy):
-        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
-        dx[self.t::self.T] = dy
-        return (dx,), {}
+        return super().forward(tape, x)
 
 
 class StackSteps(Layer):
@@ -105,23 +115,15 @@ class StackSteps(Layer):
         return tuple(backend.xp().ascontiguousarray(parts[:, t]) for t in range(T)), {}
 
 
-class Columns(Layer):
+class Columns(Select):
     """Columns [start, stop) of the last axis: one gate's share of a layer that computes several gates
     side by side (``lrpnet.cells.gates``)."""
     kind = "columns"
-    shape_only = True
 
     def __init__(self, start, stop):
         super().__init__()
         self.start, self.stop = int(start), int(stop)
-
-    def forward(self, tape, x):
-        return x[..., self.start:self.stop], x.shape
-
-    def backward(self, x_shape, dy):
-        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
-        dx[..., self.start:self.stop] = dy
-        return (dx,), {}
+        self.index = (Ellipsis, slice(self.start, self.stop))
 
 
 class Reshape(Layer):
