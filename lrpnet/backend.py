@@ -286,8 +286,7 @@ def fetch(arrays: dict) -> dict:
         else:
             by_dtype.setdefault(a.dtype, []).append(k)
     for keys in by_dtype.values():
-        mod = importlib.import_module(type(arrays[keys[0]]).__module__.split(".")[0])
-        flat = to_numpy(mod.concatenate([arrays[k].reshape(-1) for k in keys]))
+        flat = to_numpy(module_of(arrays[keys[0]]).concatenate([arrays[k].reshape(-1) for k in keys]))
         start = 0
         for k in keys:
             a = arrays[k]
