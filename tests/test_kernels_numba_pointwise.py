@@ -82,10 +82,11 @@ SHAPES = [(7,), (50, 72), (3, 5, 4, 6), (0, 4)]
 
 # -- registration -----------------------------------------------------------------------------------
 def test_every_numba_kernel_has_a_numpy_reference_of_the_same_name():
-    backend.use("numba")                   # imports kernels.numba, which registers every kernel
-    backend.use("numpy")
+    import kernels.numba  # noqa: F401  (registers every reference it mirrors, then every kernel)
     with_kernel = [n for n in backend.operations() if "numba" in backend.implementations(n)]
-    assert set(POINTWISE) <= set(with_kernel)
+    # equal, not a subset: a pointwise kernel added without the comparisons below fails here (the pool
+    # kernels are compared in tests/test_kernels.py)
+    assert set(with_kernel) - {n for n in with_kernel if "pool2d" in n} == set(POINTWISE)
     for name in with_kernel:
         impls = backend.implementations(name)
         assert "numpy" in impls, f"numba kernel {name!r} has no NumPy reference"
