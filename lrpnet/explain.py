@@ -2,7 +2,10 @@
 
 Gradient methods walk the tape with the layers' backward steps:
 - ``"gradient"``: d f_c / dx;  ``"sa"`` (sensitivity analysis): (d f_c / dx)^2;
-- ``"gb"`` (guided backprop): the signal through each ReLU is 1[h > 0] max(0, incoming), squared;
+- ``"gb"`` (guided backprop): the signal through each ReLU is 1[h > 0] max(0, incoming), and the
+  sigmoid gates' derivatives are set to zero (the thesis's text, THESIS.md section 7), squared;
+  ``"gb-ungated"``: the same with the gates' derivatives kept (what the thesis's code computed);
+  the two differ only for gated cells (R-LSTM, LSTM, GRU);
 - ``"gradient_x_input"``: x * d f_c / dx (simple Taylor).
 
 Relevance methods (every name in ``lrpnet.composites.names()``, or a composite dict) walk the tape with
@@ -29,7 +32,8 @@ import numpy
 
 from . import backend, composites, rules
 
-GRADIENT_METHODS = ("sa", "gb", "gradient", "gradient_x_input")
+GRADIENT_METHODS = ("sa", "gb", "gb-ungated", "gradient", "gradient_x_input")
+GUIDED = {"gb": ("relu", "sigmoid"), "gb-ungated": ("relu",)}     # layer kinds whose guided step is used
 CHUNK = {"cpu": 100, "gpu": 1000}      # default samples per chunk of ``explain`` (its docstring)
 STARTS = ("relu_logit", "logit", "onehot")
 GATES = composites.GATE_RULES
@@ -79,7 +83,8 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
         ``composite=`` updates the preset with those entries.
     target: "predicted", an int class, or an int array (N,) (e.g. the true labels).
     start: "relu_logit" | "logit" | "onehot" (module docstring).
-    gates: None (the composite's gate rule, signal-take-all by default), "signal_take_all", "prop", "half".
+    gates: None (the composite's gate rule, signal-take-all by default), or one of
+        ``composites.GATE_RULES``: "signal_take_all", "prop", "abs", "half" (``lrpnet.rules``).
     batch_size: explain in chunks of this many samples (each chunk goes through the tape at once);
         default ``CHUNK[device]``: 100 on the CPU (a tape's arrays grow with the chunk, and beyond a
         few hundred samples they leave the caches: larger chunks are slower and the memory grows
@@ -168,10 +173,10 @@ def _explain_batch(model, x, method, comp, target, start, details, keep):
 
 
 def _gradient_method(tape, x_var, out, onehot, method):
-    leaf_grads, _ = tape.backward({out: onehot}, guided=(method == "gb"), params=False, leaves=(x_var,))
+    leaf_grads, _ = tape.backward({out: onehot}, guided=GUIDED.get(method, False), params=False, leaves=(x_var,))
     g = leaf_grads.get(x_var)
     g = backend.xp().zeros_like(x_var.value) if g is None else g
-    if method in ("sa", "gb"):
+    if method in ("sa", "gb", "gb-ungated"):
         return g * g
     return g * x_var.value if method == "gradient_x_input" else g
 
@@ -209,66 +214,17 @@ def _relevance(tape, x_var, out, R0, comp, keep):
 
 
 def node_rule(node, R, comp):
-    """(relevance per input of ``node``, absorbed relevance shaped like R) under composite ``comp``."""
-    layer = node.layer
-    kind = layer.kind
-    xp = backend.xp()
+    """(relevance per input of ``node``, absorbed relevance shaped like R) under composite ``comp``:
+    the rule the composite names for the node's kind (``rules.Rule.apply``)."""
+    kind = node.layer.kind
     if kind not in comp:
-        raise ValueError(f"no relevance rule for layer kind {kind!r} (node of layer {layer.name!r}, "
+        raise ValueError(f"no relevance rule for layer kind {kind!r} (node of layer {node.layer.name!r}, "
                          f"step {node.step}); add it to the composite, e.g. {{{kind!r}: ('pass', {{}})}}")
-    if kind in composites.LINEAR_KINDS:
-        x = node.inputs[0].value
-        mask = pixel_mask(node)
-        rule, params = comp[kind]
-        if mask is None:
-            R_in, lost = rules.linear(layer, x, R, rule, params)
-        elif isinstance(mask, str) or comp["input"] == comp[kind]:
-            R_in, lost = rules.linear(layer, x, R, *comp["input"])
-        else:
-            R_in, lost = rules.linear(layer, x, R, rule, params, mask, *comp["input"])
-        return (R_in,), lost
-    rule, params = comp[kind]
-    zero = xp.zeros_like(R)
-    if rule == "pass":
-        return (R,) + (None,) * (len(node.inputs) - 1), zero
-    if rule == "move":
-        return layer.backward(node.cache, R)[0], zero
-    if kind == "add":
-        return rules.add_proportional([v.value for v in node.inputs], R, **params)
-    if kind == "gatemul":
-        gate, signal = (v.value for v in node.inputs)
-        fn = {"signal_take_all": rules.gate_signal_take_all, "prop": rules.gate_prop,
-              "half": rules.gate_half}[rule]
-        return fn(gate, signal, R, **params)
-    if kind in ("maxpool2d", "avgpool2d", "sumpool2d"):
-        if rule == "winner_take_all":
-            R_in, lost = rules.pool_winner_take_all(layer, node.cache, R)
-        else:
-            R_in, lost = rules.pool_proportional(layer, node.cache, node.inputs[0].value, node.output.value,
-                                                 R, **params)
-        return (R_in,), lost
-    raise ValueError(f"rule {rule!r} has no implementation for layer kind {kind!r} (layer {layer.name!r})")
+    name, params = comp[kind]
+    return rules.lookup(name, kind).apply(node, R, params, comp)
 
 
-def pixel_mask(node):
-    """Whether a linear node is an input layer: None (no), "all" (its input is the model's input or a
-    slice of it), or a 0/1 mask over the input's features (a concat of pixels and other values)."""
-    v = node.inputs[0]
-    if v.tag == "input":
-        return "all"
-    made = v.node
-    if made is None or made.layer.kind != "concat" or not any(u.tag == "input" for u in made.inputs):
-        return None
-    if all(u.tag == "input" for u in made.inputs):
-        return "all"
-    xp = backend.xp()
-    axis = made.layer.axis % v.value.ndim
-    parts = []
-    for u in made.inputs:
-        shape = [1] * v.value.ndim
-        shape[axis] = u.value.shape[axis]
-        parts.append(xp.full(shape, 1 if u.tag == "input" else 0, dtype=v.value.dtype))
-    return xp.concatenate(parts, axis=axis)
+pixel_mask = rules.pixel_mask
 
 
 def _concat(parts, name):

@@ -141,6 +141,9 @@ class Tape:
         parameter's full name (``layer.name + "." + local name``), summed over every use of the layer
         (over time steps, for recurrent cells).
 
+        ``guided``: False (the gradient), True (every layer's ``guided_backward``), or the layer kinds
+        whose ``guided_backward`` is used (guided backprop's variants, ``lrpnet.explain``).
+
         Only what is asked for is computed: ``params=False`` skips every parameter gradient (an
         explanation needs none); ``leaves`` lists the leaf Vars whose gradient is wanted (None: every
         leaf; training passes ``()``), and an input gradient that reaches none of them and no wanted
@@ -153,7 +156,8 @@ class Tape:
             layer = node.layer
             needed = [wanted.get(id(v), False) for v in node.inputs]
             if not hasattr(layer, "param_grads"):
-                dxs, dparams = (layer.guided_backward if guided else layer.backward)(node.cache, dy)
+                use_guided = guided is True or (bool(guided) and layer.kind in guided)
+                dxs, dparams = (layer.guided_backward if use_guided else layer.backward)(node.cache, dy)
                 dparams = dparams if params else {}
             else:                     # a linear layer (guided or not): its two parts, each if needed
                 dxs = (layer.input_grad(node.cache, dy) if needed[0] else None,)

@@ -27,29 +27,40 @@ The rules (``LINEAR``; x are the layer's inputs, a ReLU network's activations or
 | zbox       | (x, W), (-l, W+), (-h, W-)                            | none          | Montavon et al. 2017 (z^B), l <= x <= h |
 | w_square   | (1, W^2)                                              | none          | Montavon et al. 2017 (w^2) |
 | flat       | (1, 1)                                                | none          | Lapuschkin et al. 2019 (flat) |
-| gamma      | (x, W), (gamma x+, W+), (gamma x-, W-)                | b + gamma b+  | Montavon et al. 2019 (gamma) |
+| gamma      | (x, W), (gamma x+, W+), (gamma x-, W-)                | b + gamma b+  | Montavon et al. 2019 (gamma); variant "zennit": by output sign |
 
 Bias choices, all documented here once: z+ keeps the positive part of the bias in its denominator
 (zennit's choice; the study's ReLU units have b <= 0, so their z+ is exactly conservative); alpha-beta
 puts b+ with the positive and b- with the negative contributions; z^B, w^2 and flat ignore the bias
 (their relevance depends on weights and bounds only, as in their equations); epsilon and gamma keep it.
+z+ and alpha-beta take ``with_bias=False``, and alpha-beta ``stabiliser="added"``: what the thesis's
+code computed (THESIS.md section 7; ``composites`` presets ``thesis-*``).
 
 Non-linear nodes have their own short rules below: proportional pooling and winner-take-all, the
-proportional split of a sum, and the gate rules (signal-take-all, prop, half).
+proportional split of a sum, and the gate rules (signal-take-all, prop, abs, half).
+
+Every rule is one ``Rule`` object, registered by the ``@rule(name, kinds, step)`` decorator on the
+function that writes its equation: the layer kinds it applies to, its parameters (the function's
+keyword defaults) and how it is applied at a node (``step``). Adding a rule is writing that function
+here; ``composites`` checks entries against this book and ``explain`` applies what it finds in it.
 """
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 from . import backend
 
 
 class Group(NamedTuple):
-    """(x', W') pairs sharing one denominator, their bias b' (or None), stabiliser eps, coefficient c."""
+    """(x', W') pairs sharing one denominator, their bias b' (or None), stabiliser eps, coefficient c,
+    and the outputs the group handles: all (select 0), or only those whose plain pre-activation
+    z = linear(x, W) + b is >= 0 (select +1) or < 0 (select -1), as in zennit's sign-dependent rules."""
     pairs: list
     bias: object = None
     eps: float = 0.0
     coef: float = 1.0
+    select: int = 0
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -98,12 +109,20 @@ def safe_divide(a, b):
 
 
 # -- the core: one modified forward pass and its input gradient per group ------------------------------
-def propagate(layer, x_shape, R, groups):
-    """(R_in, absorbed) for relevance R at a linear layer's output (module docstring)."""
+def propagate(layer, x_shape, R, groups, plain=None):
+    """(R_in, absorbed) for relevance R at a linear layer's output (module docstring). ``plain`` is
+    (x, W, b), the layer's own input and parameters, needed only by groups that select outputs."""
     xp = backend.xp()
     R_in = xp.zeros(x_shape, dtype=R.dtype)
     absorbed = xp.zeros_like(R)
+    z_plain = None
     for g in groups:
+        R_g = R
+        if g.select:                  # this group handles only the outputs of one sign
+            if z_plain is None:
+                x, weight, bias = plain
+                z_plain = layer.linear(x, weight) + (0 if bias is None else bias)
+            R_g = xp.where((z_plain >= 0) if g.select > 0 else (z_plain < 0), R, 0)
         # a pair whose x' is all zero adds nothing (x- of ReLU activations): skip its two passes on
         # the CPU; on a GPU, asking whether it is zero would wait for the device, so compute it
         if backend.device() == "cpu":
@@ -114,14 +133,156 @@ def propagate(layer, x_shape, R, groups):
             z = zi if z is None else z + zi
         if g.bias is not None:
             z = z + g.bias
-        s, lost = backend.op("lrp_divide")(R, z, g.eps, g.coef)
+        s, lost = backend.op("lrp_divide")(R_g, z, g.eps, g.coef)
         for xi, wi in g.pairs:
             R_in = R_in + xi * layer.linear_input_grad(wi, s, x_shape)
         absorbed = absorbed + lost + (0 if g.bias is None else s * g.bias)
     return R_in, absorbed
 
 
+# -- the rule book: every rule is one object, registered where its equation is written -----------------
+class Rule(NamedTuple):
+    """One relevance rule: its name, the layer kinds it applies to ("*": any kind that has no rules of
+    its own), the function that writes its equation (its keyword parameters with defaults are the
+    rule's parameters), and ``step``, which applies it at a node of the tape:
+    ``step(rule, node, R, params, composite) -> (relevance per input of the node, absorbed)``."""
+    name: str
+    kinds: tuple
+    equation: object
+    step: object
+
+    @property
+    def params(self) -> dict:
+        """parameter name -> default value."""
+        if self.equation is None:
+            return {}
+        sig = inspect.signature(self.equation)
+        return {k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
+
+    def check(self, params: dict):
+        """A ValueError naming what is wrong with ``params`` (unknown names, values the equation
+        refuses), before any relevance is computed."""
+        unknown = set(params) - set(self.params)
+        if unknown:
+            takes = f"it takes {sorted(self.params)}" if self.params else "it takes no parameters"
+            raise ValueError(f"rule {self.name!r} does not take {sorted(unknown)}; {takes}")
+        if self.step is _linear_step:          # the equation checks its values: try it on scalars
+            with backend.using("numpy"):
+                self.equation(0.0, 0.0, None, **params)
+
+    def apply(self, node, R, params, composite):
+        return self.step(self, node, R, params, composite)
+
+
+RULES: dict = {}        # (rule name, layer kind) -> Rule
+LINEAR_KINDS = ("dense", "conv2d")
+POOL_KINDS = ("maxpool2d", "avgpool2d", "sumpool2d")
+
+
+def rule(name, kinds, step):
+    """Register the decorated function as the equation of rule ``name`` for ``kinds``."""
+    def register(equation):
+        for kind in kinds:
+            RULES[(name, kind)] = Rule(name, tuple(kinds), equation, step)
+        return equation
+    return register
+
+
+def lookup(name, kind) -> Rule:
+    """The rule ``name`` for layer kind ``kind``, or a ValueError listing the rules that kind has."""
+    found = RULES.get((name, kind if has_rules(kind) else "*"))
+    if found is None:
+        raise ValueError(f"rule {name!r} is not available for {kind!r} nodes; "
+                         f"expected one of {', '.join(names_for(kind))}")
+    return found
+
+
+def has_rules(kind) -> bool:
+    """Whether ``kind`` has rules of its own (else the "*" rules, pass and move, apply to it)."""
+    return any(k == kind for _, k in RULES)
+
+
+def names_for(kind) -> list:
+    """The names of the rules that apply to layer kind ``kind``."""
+    kind = kind if has_rules(kind) else "*"
+    return [n for n, k in RULES if k == kind]
+
+
+# how each family of rules is applied at a node
+def _linear_step(rule, node, R, params, composite):
+    """A linear node: its own rule; an input layer's rule where its input is the pixels; the MIXED rule
+    (``linear``) where its input joins pixels and states (``pixel_mask``)."""
+    layer, x = node.layer, node.inputs[0].value
+    mask = pixel_mask(node)
+    pixel_rule, pixel_params = composite["input"]
+    if mask is None:
+        R_in, lost = linear(layer, x, R, rule.name, params)
+    elif isinstance(mask, str) or (pixel_rule, pixel_params) == (rule.name, params):
+        R_in, lost = linear(layer, x, R, pixel_rule, pixel_params)
+    else:
+        shared = composite.get("mixed", ("first_group", {}))[0] == "shared"
+        R_in, lost = linear(layer, x, R, rule.name, params, mask, pixel_rule, pixel_params, shared)
+    return (R_in,), lost
+
+
+def _pass_step(rule, node, R, params, composite):
+    return (R,) + (None,) * (len(node.inputs) - 1), backend.xp().zeros_like(R)
+
+
+def _move_step(rule, node, R, params, composite):
+    return node.layer.backward(node.cache, R)[0], backend.xp().zeros_like(R)
+
+
+def _pool_step(rule, node, R, params, composite):
+    args = (node.layer, node.cache, node.inputs[0].value, node.output.value, R)
+    R_in, lost = rule.equation(*args, **params)
+    return (R_in,), lost
+
+
+def _route_step(rule, node, R, params, composite):
+    R_in, lost = rule.equation(node.layer, node.cache, R, **params)
+    return (R_in,), lost
+
+
+def _sum_step(rule, node, R, params, composite):
+    return rule.equation([v.value for v in node.inputs], R, **params)
+
+
+def _gate_step(rule, node, R, params, composite):
+    gate, signal = (v.value for v in node.inputs)
+    return rule.equation(gate, signal, R, **params)
+
+
+@rule("pass", kinds=("*",), step=_pass_step)
+def passes(R):
+    """Relevance passes unchanged to the first input (an elementwise layer on a signal path: the rule
+    sits on the linear layer before it)."""
+    return R
+
+
+@rule("move", kinds=("*",), step=_move_step)
+def moves(R):
+    """Relevance moves exactly like the gradient (shape layers: slices, reshapes, concatenations)."""
+    return R
+
+
+# the composite's "mixed" entry: how a layer seeing pixels and states together joins the two rules
+@rule("first_group", kinds=("mixed",), step=None)
+def first_group():
+    """The pixel pairs join the first group of the state rule (its positive group for alpha-beta)."""
+
+
+@rule("shared", kinds=("mixed",), step=None)
+def shared():
+    """Every pair, pixel and state, in one denominator, each state group's coefficient folded into its
+    weights (THESIS.md section 7: Shallow's first layer in the thesis's code)."""
+
+
 # -- the linear rules: each returns its groups -----------------------------------------------------------
+LINEAR_RULE_KINDS = ("input",) + LINEAR_KINDS
+
+
+@rule("epsilon", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def epsilon(x, weight, bias, eps=1e-2):
     """LRP-epsilon, R_j = sum_k x_j w_jk / (z_k + eps sign(z_k)) R_k with z_k = sum_j x_j w_jk + b_k
     (Bach et al. 2015, Eq. 58); eps = 0 gives LRP-0."""
@@ -130,23 +291,34 @@ def epsilon(x, weight, bias, eps=1e-2):
     return [Group([(x, weight)], bias, eps)]
 
 
-def zplus(x, weight, bias, eps=0.0):
+@rule("zplus", kinds=LINEAR_RULE_KINDS, step=_linear_step)
+def zplus(x, weight, bias, eps=0.0, with_bias=True):
     """z+ rule, R_j = sum_k (x_j w_jk)+ / sum_j (x_j w_jk)+ R_k (Montavon et al. 2017), with
-    (x w)+ = x+ w+ + x- w- for signed inputs, and b+ in the denominator."""
-    return [Group([(pos(x), pos(weight)), (neg(x), neg(weight))], _part(bias, pos), eps)]
+    (x w)+ = x+ w+ + x- w- for signed inputs, and b+ in the denominator (none with ``with_bias=False``)."""
+    return [Group([(pos(x), pos(weight)), (neg(x), neg(weight))], _part(bias, pos, with_bias), eps)]
 
 
-def alpha_beta(x, weight, bias, alpha=1.5, beta=0.5, eps=0.0):
+@rule("alpha_beta", kinds=LINEAR_RULE_KINDS, step=_linear_step)
+def alpha_beta(x, weight, bias, alpha=1.5, beta=0.5, eps=0.0, with_bias=True, stabiliser="signed"):
     """LRP-alpha-beta, R_j = sum_k (alpha z+_jk / sum_j z+_jk - beta z-_jk / sum_j z-_jk) R_k,
-    with alpha - beta = 1 (Bach et al. 2015, Eq. 60); z+ holds b+ and z- holds b-."""
+    with alpha - beta = 1 (Bach et al. 2015, Eq. 60); z+ holds b+ and z- holds b- (no bias with
+    ``with_bias=False``). The stabiliser is eps sign(z) (``"signed"``), or eps added to both
+    denominators (``"added"``: s+- = R / (z+- + eps), the thesis's code, THESIS.md section 7; the
+    negative group's eps enters as -eps sign(z), which is + eps for z < 0, and where z- = 0 there is
+    nothing to share and both forms give the same)."""
     if abs(alpha - beta - 1.0) > 1e-12:
         raise ValueError(f"alpha-beta rule needs alpha - beta = 1, got alpha={alpha}, beta={beta}")
-    groups = [Group([(pos(x), pos(weight)), (neg(x), neg(weight))], _part(bias, pos), eps, alpha)]
+    if stabiliser not in ("signed", "added"):
+        raise ValueError(f"alpha-beta rule: stabiliser must be 'signed' or 'added', got {stabiliser!r}")
+    eps_neg = -eps if stabiliser == "added" else eps
+    groups = [Group([(pos(x), pos(weight)), (neg(x), neg(weight))], _part(bias, pos, with_bias), eps, alpha)]
     if beta:
-        groups.append(Group([(pos(x), neg(weight)), (neg(x), pos(weight))], _part(bias, neg), eps, -beta))
+        groups.append(Group([(pos(x), neg(weight)), (neg(x), pos(weight))], _part(bias, neg, with_bias),
+                            eps_neg, -beta))
     return groups
 
 
+@rule("zbox", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def zbox(x, weight, bias, low=-1.0, high=1.0, eps=0.0):
     """z^B rule for inputs bounded by low <= x <= high (pixels in [-1, 1]):
     R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) / sum_j (...) R_k (Montavon et al. 2017)."""
@@ -155,61 +327,88 @@ def zbox(x, weight, bias, low=-1.0, high=1.0, eps=0.0):
     return [Group([(x, weight), (-low * ones, pos(weight)), (-high * ones, neg(weight))], None, eps)]
 
 
+@rule("w_square", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def w_square(x, weight, bias, eps=0.0):
     """w^2 rule, R_j = sum_k w_jk^2 / sum_j w_jk^2 R_k (Montavon et al. 2017): independent of x."""
     return [Group([(backend.xp().ones_like(x), weight * weight)], None, eps)]
 
 
+@rule("flat", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def flat(x, weight, bias, eps=0.0):
     """flat rule, R_j = sum_k 1 / sum_j 1 R_k over the receptive field (Lapuschkin et al. 2019)."""
     xp = backend.xp()
     return [Group([(xp.ones_like(x), xp.ones_like(weight))], None, eps)]
 
 
-def gamma(x, weight, bias, gamma=0.25, eps=1e-9):
-    """LRP-gamma, R_j = sum_k (z_jk + gamma z+_jk) / sum_j (z_jk + gamma z+_jk) R_k with z_jk = x_j w_jk
-    and b + gamma b+ in the denominator (Montavon et al. 2019); gamma = 0 gives LRP-epsilon."""
+@rule("gamma", kinds=LINEAR_RULE_KINDS, step=_linear_step)
+def gamma(x, weight, bias, gamma=0.25, eps=1e-9, variant="montavon"):
+    """LRP-gamma. ``variant="montavon"`` (Montavon et al. 2019, Eq. for LRP-gamma; the same for every
+    output): R_j = sum_k (z_jk + gamma z+_jk) / sum_j (z_jk + gamma z+_jk) R_k, z_jk = x_j w_jk, with
+    b + gamma b+ in the denominator; for x >= 0 this is x_j (w_jk + gamma w+_jk), the paper's form, and
+    signed inputs favour positive contributions ((x w)+ = x+ w+ + x- w-). gamma = 0 gives LRP-epsilon.
+
+    ``variant="zennit"`` (zennit 0.5's generalised Gamma, after Andeol et al. 2021): the favoured sign
+    follows each output's sign. Outputs with plain z_k >= 0 use x+ (w + gamma w+) + x- (w + gamma w-)
+    and b + gamma b+; outputs with z_k < 0 use x+ (w + gamma w-) + x- (w + gamma w+) and b + gamma b-.
+    For x >= 0 and z_k >= 0 both variants agree. (zennit drops the relevance of outputs with z_k = 0
+    exactly; here they count as positive.) Either variant's denominator can cross zero when the
+    explained score is negative (``start="logit"``): the sign of the result then flips."""
     if gamma < 0:
         raise ValueError(f"gamma rule: gamma must be >= 0, got {gamma}")
-    b = None if bias is None else bias + gamma * pos(bias)
-    return [Group([(x, weight), (gamma * pos(x), pos(weight)), (gamma * neg(x), neg(weight))], b, eps)]
+    if variant == "montavon":
+        b = None if bias is None else bias + gamma * pos(bias)
+        return [Group([(x, weight), (gamma * pos(x), pos(weight)), (gamma * neg(x), neg(weight))], b, eps)]
+    if variant == "zennit":
+        up, down = weight + gamma * pos(weight), weight + gamma * neg(weight)
+        b_up = None if bias is None else bias + gamma * pos(bias)
+        b_down = None if bias is None else bias + gamma * neg(bias)
+        return [Group([(pos(x), up), (neg(x), down)], b_up, eps, 1.0, +1),
+                Group([(pos(x), down), (neg(x), up)], b_down, eps, 1.0, -1)]
+    raise ValueError(f"gamma rule: variant must be 'montavon' or 'zennit', got {variant!r}")
 
 
-def _part(bias, part):
-    return None if bias is None else part(bias)
+def _part(bias, part, with_bias=True):
+    return None if bias is None or not with_bias else part(bias)
 
 
-LINEAR = {"epsilon": epsilon, "zplus": zplus, "alpha_beta": alpha_beta, "zbox": zbox,
-          "w_square": w_square, "flat": flat, "gamma": gamma}
+LINEAR = {name: RULES[(name, "dense")].equation for name, kind in RULES if kind == "dense"}
 
 
-def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pixel_params=None):
+def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pixel_params=None,
+           shared=False):
     """(R_in, absorbed) of the linear rule ``rule`` at ``layer`` with input x and output relevance R.
 
     With ``pixel_mask`` (1 on pixel features, 0 on state features, broadcastable to x), the MIXED rule of
     THESIS.md section 4 (Shallow's first layer, Conv+'s lateral convs): the pixel features use
     ``pixel_rule`` (z^B), the others ``rule`` (z+ or alpha-beta), in one shared denominator. The pixel
     pairs join the first group of ``rule`` (its positive group for alpha-beta), which keeps that
-    group's bias, stabiliser and coefficient.
+    group's bias, stabiliser and coefficient; with ``shared=True`` every pair joins one group (``mixed``).
     """
     groups = _rule(rule)(x, layer.weight, layer.bias, **(params or {}))
     if pixel_mask is not None:
         pixels = _rule(pixel_rule)(x, layer.weight, layer.bias, **(pixel_params or {}))
-        groups = mixed(pixels, groups, pixel_mask)
-    return propagate(layer, x.shape, R, groups)
+        groups = mixed(pixels, groups, pixel_mask, shared)
+    return propagate(layer, x.shape, R, groups, plain=(x, layer.weight, layer.bias))
 
 
-def mixed(pixel_groups, state_groups, mask):
+def mixed(pixel_groups, state_groups, mask, shared=False):
     """One rule from two: pixel pairs masked by ``mask``, state pairs by 1 - mask, sharing the first
-    state group's denominator."""
+    state group's denominator. ``shared``: the thesis's code's form, one group for all, each state
+    group's coefficient c folded into its weights, (x', c W'): for alpha-beta,
+    z = alpha sum_j x_j w+_jk - beta sum_j x_j w-_jk + sum_i (z^B terms), every share with coefficient 1
+    (the beta part then gives the state positive relevance)."""
     if len(pixel_groups) != 1:
         raise ValueError("the mixed rule needs a one-group rule (zbox, w_square, flat, epsilon, zplus, "
                          f"gamma) on the pixel features, got {len(pixel_groups)} groups")
+    if any(g.select for g in state_groups):
+        raise ValueError("the mixed rule cannot join a rule that selects outputs by sign (gamma variant 'zennit')")
     keep = 1 - mask
     state = [g._replace(pairs=[(xi * keep, wi) for xi, wi in g.pairs]) for g in state_groups]
-    first = state[0]
-    joined = first._replace(pairs=[(xi * mask, wi) for xi, wi in pixel_groups[0].pairs] + first.pairs)
-    return [joined] + state[1:]
+    pixel_pairs = [(xi * mask, wi) for xi, wi in pixel_groups[0].pairs]
+    if shared:
+        folded = [(xi, g.coef * wi) for g in state for xi, wi in g.pairs]
+        return [state[0]._replace(pairs=pixel_pairs + folded, coef=1.0)]
+    return [state[0]._replace(pairs=pixel_pairs + state[0].pairs)] + state[1:]
 
 
 def _rule(name):
@@ -218,7 +417,36 @@ def _rule(name):
     return LINEAR[name]
 
 
-# -- pooling ----------------------------------------------------------------------------------------------
+def pixel_mask(node):
+    """Whether a linear node is an input layer: None (no), "all" (its input is the model's input or a
+    slice of it), or a 0/1 mask over the input's features (a concat of pixels and other values)."""
+    v = node.inputs[0]
+    if v.tag == "input":
+        return "all"
+    made = v.node
+    if made is None or made.layer.kind != "concat" or not any(u.tag == "input" for u in made.inputs):
+        return None
+    if all(u.tag == "input" for u in made.inputs):
+        return "all"
+    xp = backend.xp()
+    axis = made.layer.axis % v.value.ndim
+    parts = []
+    for u in made.inputs:
+        shape = [1] * v.value.ndim
+        shape[axis] = u.value.shape[axis]
+        parts.append(xp.full(shape, 1 if u.tag == "input" else 0, dtype=v.value.dtype))
+    return xp.concatenate(parts, axis=axis)
+
+
+# -- proportional splits: pools, sums, gates ------------------------------------------------------------
+def split(parts, total, R, eps):
+    """The stabilised proportional split every non-linear rule below shares: R_i = part_i / d R with
+    d = total + eps sign(total) (``lrp_divide``), and what it absorbs."""
+    s, absorbed = backend.op("lrp_divide")(R, total, eps, 1.0)
+    return tuple(p * s for p in parts), absorbed
+
+
+@rule("proportional", kinds=POOL_KINDS, step=_pool_step)
 def pool_proportional(layer, cache, x, a, R, eps=0.0):
     """R_in = x * (da/dx)^T (R / a) (THESIS.md section 4) with the pool's own backward as (da/dx)^T.
     Every pool is positively homogeneous (sum_i x_i da/dx_i = a), so only the stabiliser and zero
@@ -227,6 +455,7 @@ def pool_proportional(layer, cache, x, a, R, eps=0.0):
     return x * layer.backward(cache, s)[0][0], absorbed
 
 
+@rule("winner_take_all", kinds=("maxpool2d",), step=_route_step)
 def pool_winner_take_all(layer, cache, R):
     """Max pool, winner-take-all: each window's relevance goes wholly to its maximum
     (``MaxPool2D.backward`` routes a signal to the winners of ``winners(cache)``); nothing is absorbed."""
@@ -235,30 +464,45 @@ def pool_winner_take_all(layer, cache, R):
     return layer.backward(cache, R)[0][0], backend.xp().zeros_like(R)
 
 
-# -- sums and gates ---------------------------------------------------------------------------------------
+@rule("proportional", kinds=("add",), step=_sum_step)
 def add_proportional(xs, R, eps=1e-6):
     """y = sum_i x_i: R_i = x_i / (y + eps sign(y)) R (the accumulator c_t = f c_{t-1} + i c~ of
     Arras et al. 2017); absorbed = s eps sign(y), and R where the denominator is 0."""
     y = xs[0]
     for xi in xs[1:]:
         y = y + xi
-    s, absorbed = backend.op("lrp_divide")(R, y, eps, 1.0)
-    return tuple(xi * s for xi in xs), absorbed
+    return split(xs, y, R, eps)
 
 
+# The gate rules for y = gate * signal, as compared by Arras et al. 2019 ("Evaluating Recurrent Neural
+# Network Explanations", BlackboxNLP; also "Explaining and Interpreting LSTMs", LNCS 11700, 2019).
+@rule("signal_take_all", kinds=("gatemul",), step=_gate_step)
 def gate_signal_take_all(gate, signal, R):
-    """y = gate * signal, signal-take-all (Arras et al. 2017, LRP-all in Arras et al. 2019):
-    R_signal = R, R_gate = 0 (the gate is treated as a constant weight)."""
+    """Signal-take-all (Arras et al. 2017; LRP-all in Arras et al. 2019): R_signal = R, R_gate = 0
+    (the gate is treated as a constant weight)."""
     return (None, R), backend.xp().zeros_like(R)
 
 
+@rule("prop", kinds=("gatemul",), step=_gate_step)
 def gate_prop(gate, signal, R, eps=1e-6):
-    """y = gate * signal, LRP-prop (Arras et al. 2019, after Ding et al. 2017): the two factors share R
-    in proportion to their values, R_g = g / (g + s) R, R_s = s / (g + s) R, stabilised by eps."""
-    s, absorbed = backend.op("lrp_divide")(R, gate + signal, eps, 1.0)
-    return (gate * s, signal * s), absorbed
+    """LRP-prop (Arras et al. 2019, after Ding et al. 2017): the two factors share R in proportion to
+    their values, R_g = g / (g + s) R, R_s = s / (g + s) R, stabilised by eps. Not bounded: where the
+    signal is negative (a tanh candidate), g + s can come near 0 and both shares explode with opposite
+    signs (LRP-abs below avoids it). A gate's share then flows through the sigmoid to the gate's linear
+    layer, whose pre-activation is not a ReLU's: its rule divides by z, which can be near 0 too."""
+    return split((gate, signal), gate + signal, R, eps)
 
 
+@rule("abs", kinds=("gatemul",), step=_gate_step)
+def gate_abs(gate, signal, R, eps=1e-6):
+    """LRP-abs (Arras et al. 2019): as LRP-prop with absolute values, R_g = |g| / (|g| + |s|) R,
+    R_s = |s| / (|g| + |s|) R; both shares keep R's sign and are at most |R|."""
+    xp = backend.xp()
+    g, s = xp.abs(gate), xp.abs(signal)
+    return split((g, s), g + s, R, eps)
+
+
+@rule("half", kinds=("gatemul",), step=_gate_step)
 def gate_half(gate, signal, R):
-    """y = gate * signal, LRP-half (Arras et al. 2019): R_g = R_s = R / 2."""
+    """LRP-half (Arras et al. 2019): R_g = R_s = R / 2."""
     return (0.5 * R, 0.5 * R), backend.xp().zeros_like(R)

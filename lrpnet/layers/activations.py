@@ -59,6 +59,11 @@ class Sigmoid(Layer):
     def backward(self, y, dy):
         return (backend.op("sigmoid_backward")(y, dy),), {}
 
+    def guided_backward(self, y, dy):
+        """Guided backprop as the thesis's text defines it for gated cells: a gate's derivative is set
+        to zero, so no signal flows through the gates (THESIS.md section 7)."""
+        return (backend.xp().zeros_like(dy),), {}
+
 
 class Tanh(Layer):
     kind = "tanh"
