@@ -110,6 +110,7 @@ def save_png(fig, path, dpi=150):
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o644)                      # mkstemp makes 0600; a figure is ordinary output
         fig.savefig(tmp, dpi=dpi, format="png")
         os.replace(tmp, path)
     except BaseException:
@@ -117,3 +118,54 @@ def save_png(fig, path, dpi=150):
             os.remove(tmp)
         raise
     return path
+
+
+def relevance_flow(explanation, sample=0, image=None, ledger=None, path=None, dpi=150):
+    """One sample's relevance flow beside its heatmap, in three panels: the heatmap; the relevance
+    reaching the input at each time step (``explanation.per_step``); the relevance arriving at each
+    layer, summed over its steps (``explanation.per_layer``; the output layer at the top, in the order
+    of the relevance pass). With ``ledger`` (``lrpnet.ledger.record`` of the same explanation) the
+    layer panel also shows what each layer absorbs (bias and stabiliser shares, zero denominators;
+    the initial states' rows, "state@...", hold what reaches them). Red is positive, blue negative.
+    Saves a PNG at ``path`` when given (``save_png``); returns the figure.
+    """
+    if ledger is not None:
+        layers = [(r["layer"], r["arrived"], r["absorbed"]) for r in ledger.by_layer(sample)]
+    else:
+        layers = [(k, float(numpy.asarray(v)[sample]), None) for k, v in explanation.per_layer.items()]
+    if not layers:
+        raise ValueError(f"{explanation.method!r} has no relevance flow (a gradient method): "
+                         "explain with a relevance method and return_details=True")
+    fig = _figure(figsize=(11, max(3.0, 0.2 * len(layers) + 1.2)), constrained_layout=True)
+    ax_map, ax_step, ax_layer = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.0, 1.2, 1.6]})
+    heatmap(numpy.asarray(explanation.relevance)[sample], image, ax=ax_map, colorbar=True,
+            title=f"relevance, {explanation.method}")
+    if explanation.per_step is None:
+        ax_step.set_axis_off()
+    else:
+        steps = numpy.asarray(explanation.per_step)[sample]
+        ax_step.bar(numpy.arange(len(steps)), steps, color=_sign_colors(steps))
+        ax_step.axhline(0, color="k", linewidth=0.5)
+        ax_step.set_xticks(numpy.arange(len(steps)))
+        ax_step.set_xlabel("time step", fontsize=8)
+        ax_step.set_title("relevance reaching the input", fontsize=8)
+    y = numpy.arange(len(layers))
+    arrived = numpy.array([a for _, a, _ in layers])
+    high = 0.8 if ledger is None else 0.4
+    ax_layer.barh(y, arrived, height=high, color=_sign_colors(arrived), label="arrived")
+    if ledger is not None:
+        absorbed = numpy.array([b for _, _, b in layers])
+        ax_layer.barh(y + high, absorbed, height=high, color="0.5", label="absorbed")
+        ax_layer.legend(fontsize=6, loc="lower right")
+    ax_layer.axvline(0, color="k", linewidth=0.5)
+    ax_layer.set_yticks(y + (0 if ledger is None else high / 2))
+    ax_layer.set_yticklabels([name for name, _, _ in layers], fontsize=6)
+    ax_layer.invert_yaxis()
+    ax_layer.set_title("relevance per layer (sum over steps)", fontsize=8)
+    if path is not None:
+        save_png(fig, path, dpi=dpi)
+    return fig
+
+
+def _sign_colors(values):
+    return ["tab:red" if v >= 0 else "tab:blue" for v in values]

@@ -1,8 +1,8 @@
 """Every LRP rule against a slow literal form of its equation, for dense and conv layers (float64).
 
-The literal forms write the local contributions out, z_jk = x_j w_jk, with numpy broadcasting over
-(sample, input j, output k), as the LRP toolbox's reference implementation does; a convolution is
-written as its explicit dense matrix, built here by a loop over output positions and kernel offsets.
+The literal forms (``lrpnet.literal``) write the local contributions out, z_jk = x_j w_jk, with numpy
+broadcasting over (sample, input j, output k), as the LRP toolbox's reference implementation does; a
+convolution is written as its explicit dense matrix, built by a loop over output positions and kernel offsets.
 
 The rules run under the backend in force (``LRPNET_BACKEND``) on device copies of the inputs; the
 literal forms run on the host, with NumPy, on the layers' parameters copied back.
@@ -10,78 +10,13 @@ literal forms run on the host, with NumPy, on the layers' parameters copied back
 import numpy
 import pytest
 
-from lrpnet import composites, rules
+from lrpnet import composites, literal, rules
 from lrpnet.layers import AvgPool2D, Conv2D, Dense, MaxPool2D, SumPool2D
 from lrpnet.graph import Tape
 
 from devices import dev, host
 
 BATCHES = (1, 16, 64)
-
-
-# -- literal forms ------------------------------------------------------------------------------------
-def literal(x, W, b, R, rule, p, mask=None, pixel_params=None):
-    """(R_in, absorbed) of ``rule`` on a dense map x (N, J) @ W (J, K) + b, from z_jk = x_j w_jk."""
-    Z = x[:, :, None] * W[None, :, :]                         # z_jk, (N, J, K)
-    Wp, Wn = numpy.maximum(W, 0), numpy.minimum(W, 0)
-    b = numpy.zeros(W.shape[1]) if b is None else b
-    eps = p.get("eps", 0.0)
-    if rule == "epsilon":
-        groups = [(1.0, Z, b, eps)]
-    elif rule == "zplus":
-        groups = [(1.0, numpy.maximum(Z, 0), numpy.maximum(b, 0), eps)]
-    elif rule == "alpha_beta":
-        groups = [(p["alpha"], numpy.maximum(Z, 0), numpy.maximum(b, 0), eps),
-                  (-p["beta"], numpy.minimum(Z, 0), numpy.minimum(b, 0), eps)]
-    elif rule == "zbox":
-        Zb = Z - p["low"] * Wp[None] - p["high"] * Wn[None]
-        groups = [(1.0, Zb, 0 * b, eps)]
-    elif rule == "w_square":
-        groups = [(1.0, numpy.broadcast_to(W * W, Z.shape), 0 * b, eps)]
-    elif rule == "flat":
-        groups = [(1.0, numpy.broadcast_to(p["connected"], Z.shape), 0 * b, eps)]
-    elif rule == "gamma":
-        g = p["gamma"]
-        groups = [(1.0, Z + g * numpy.maximum(Z, 0), b + g * numpy.maximum(b, 0), eps)]
-    else:
-        raise AssertionError(rule)
-    if mask is not None:   # the mixed rule: z^B on pixel features joins the first group's denominator
-        m = mask[None, :, None]
-        Zb = Z - pixel_params["low"] * Wp[None] - pixel_params["high"] * Wn[None]
-        groups = [(c, (m * Zb if k == 0 else 0) + (1 - m) * Zg, bg, e)
-                  for k, (c, Zg, bg, e) in enumerate(groups)]
-    R_in = numpy.zeros(x.shape)
-    absorbed = numpy.zeros(R.shape)
-    for c, Zg, bg, e in groups:
-        zk = Zg.sum(axis=1) + bg                               # sum_j z_jk + b_k
-        den = zk + e * numpy.where(zk >= 0, 1.0, -1.0)
-        zero = den == 0                                        # nothing to pass R_k to: all absorbed
-        den = numpy.where(zero, 1.0, den)
-        R_in += (c * Zg / den[:, None, :] * numpy.where(zero, 0.0, R)[:, None, :]).sum(axis=2)
-        absorbed += numpy.where(zero, c * R, c * R * (den - Zg.sum(axis=1)) / den)   # R_k (z_k - sum_j z_jk) / z_k
-    return R_in, absorbed
-
-
-def conv_matrix(W, hw, stride, padding):
-    """The (H*W*C_in, OH*OW*C_out) matrix of a TensorFlow-padded convolution, by loops."""
-    kh, kw, ci, co = W.shape
-
-    def axis(size, k, s):
-        if padding == "VALID":
-            return 0, (size - k) // s + 1
-        out = -(-size // s)
-        return max((out - 1) * s + k - size, 0) // 2, out
-
-    (top, oh), (left, ow) = axis(hw[0], kh, stride), axis(hw[1], kw, stride)
-    M = numpy.zeros((hw[0], hw[1], ci, oh, ow, co))
-    for p in range(oh):
-        for q in range(ow):
-            for i in range(kh):
-                for j in range(kw):
-                    r, c = p * stride + i - top, q * stride + j - left
-                    if 0 <= r < hw[0] and 0 <= c < hw[1]:
-                        M[r, c, :, p, q, :] += W[i, j]
-    return M.reshape(hw[0] * hw[1] * ci, oh * ow * co), (oh, ow)
 
 
 RULES = [("epsilon", {"eps": 0.0}), ("epsilon", {"eps": 0.3}), ("zplus", {}), ("alpha_beta", {"alpha": 1.5, "beta": 0.5}),
@@ -109,18 +44,14 @@ def make_conv(rng, spec, bias="plain"):
 def dense_case(rng, n, layer):
     x = rng.uniform(-1, 1, (n, layer.n_in))
     R = rng.uniform(-0.5, 1.0, (n, layer.n_out))
-    lit = dict(W=host(layer.weight), b=host(layer.bias), connected=numpy.ones(layer.weight.shape))
-    return x, R, lit, lambda a: a
+    return x, R, lambda a: a
 
 
 def conv_case(rng, n, layer):
     x = rng.uniform(-1, 1, (n, *CONV_HW, layer.in_channels))
-    W = host(layer.weight)
-    M, (oh, ow) = conv_matrix(W, CONV_HW, layer.stride[0], layer.padding)
-    connected, _ = conv_matrix(numpy.ones_like(W), CONV_HW, layer.stride[0], layer.padding)
+    _, (oh, ow) = literal.conv_matrix(host(layer.weight), CONV_HW, layer.stride, layer.padding)
     R = rng.uniform(-0.5, 1.0, (n, oh, ow, layer.out_channels))
-    b = None if layer.bias is None else numpy.tile(host(layer.bias), oh * ow)
-    return x, R, dict(W=M, b=b, connected=connected), lambda a: a.reshape(n, -1)
+    return x, R, lambda a: a.reshape(n, -1)
 
 
 def layers_and_cases(rng, bias="plain"):
@@ -135,11 +66,11 @@ def layers_and_cases(rng, bias="plain"):
 def test_rule_equals_literal_form(rule, params, n):
     rng = numpy.random.default_rng(n)
     for label, layer, case in layers_and_cases(rng):
-        x, R, lit, flat = case(rng, n, layer)
+        x, R, flat = case(rng, n, layer)
         R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, params))
-        want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), rule, {**params, **lit})
-        numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
-        numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
+        want_in, want_abs = literal.linear(layer, x, R, rule, params)
+        numpy.testing.assert_allclose(R_in, want_in, rtol=1e-9, atol=1e-11, err_msg=label)
+        numpy.testing.assert_allclose(absorbed, want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
         # the accounting identity per sample: input relevance + absorbed = starting relevance
         numpy.testing.assert_allclose(flat(R_in).sum(1) + flat(absorbed).sum(1), flat(R).sum(1),
                                       rtol=1e-10, atol=1e-12, err_msg=label)
@@ -152,17 +83,15 @@ def test_mixed_rule_equals_literal_form(state_rule, state_params, n):
     rng = numpy.random.default_rng(100 + n)
     box = {"low": -1.0, "high": 1.0}
     for label, layer, case in layers_and_cases(rng, bias="negsoftplus"):
-        x, R, lit, flat = case(rng, n, layer)
+        x, R, flat = case(rng, n, layer)
         feature_mask = numpy.zeros(x.shape[-1])
         feature_mask[:1] = 1.0                                  # first feature / channel = pixels
         x = numpy.where(feature_mask > 0, x, numpy.abs(x))      # states are non-negative (ReLU outputs)
         R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), state_rule, state_params, dev(feature_mask),
                                            "zbox", box))
-        mask_flat = numpy.broadcast_to(feature_mask, x.shape[1:]).reshape(-1)
-        want_in, want_abs = literal(flat(x), lit["W"], lit["b"], flat(R), state_rule, state_params,
-                                    mask=mask_flat, pixel_params=box)
-        numpy.testing.assert_allclose(flat(R_in), want_in, rtol=1e-9, atol=1e-11, err_msg=label)
-        numpy.testing.assert_allclose(flat(absorbed), want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
+        want_in, want_abs = literal.linear(layer, x, R, state_rule, state_params, feature_mask, "zbox", box)
+        numpy.testing.assert_allclose(R_in, want_in, rtol=1e-9, atol=1e-11, err_msg=label)
+        numpy.testing.assert_allclose(absorbed, want_abs, rtol=1e-9, atol=1e-11, err_msg=label)
         # and it really differs from plain z^B and plain z+ on the same layer
         assert not numpy.allclose(R_in, host(rules.linear(layer, dev(x), dev(R), "zbox", box)[0]))
         assert not numpy.allclose(R_in, host(rules.linear(layer, dev(x), dev(R), state_rule, state_params)[0]))
@@ -174,7 +103,7 @@ def test_conservation_without_bias(rule, params):
     rng = numpy.random.default_rng(7)
     params = {**params, "eps": 0.0} if rule in ("epsilon", "gamma") else params
     for label, layer, case in layers_and_cases(rng, bias=None):
-        x, R, _, flat = case(rng, 16, layer)
+        x, R, flat = case(rng, 16, layer)
         R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, params))
         # a unit with no positive contribution at all (z+ = 0: a border conv window) keeps its relevance
         # as absorbed; everything else is conserved exactly
@@ -191,7 +120,7 @@ def test_bias_absorbs_relevance():
     """With a bias the rules that keep it absorb a nonzero share (so the accounting test can fail)."""
     rng = numpy.random.default_rng(3)
     layer = make_dense(rng)
-    x, R, _, _ = dense_case(rng, 8, layer)
+    x, R, _ = dense_case(rng, 8, layer)
     for rule in ("epsilon", "zplus", "gamma"):
         _, absorbed = host(rules.linear(layer, dev(x), dev(R), rule, {}))
         assert numpy.abs(absorbed).sum() > 1e-3, rule
@@ -227,38 +156,6 @@ def test_unknown_rule_and_bad_params_are_named():
 
 
 # -- pooling --------------------------------------------------------------------------------------------
-def windows(x_shape, size, stride, padding):
-    """For every output (p, q): the list of real input positions (r, c) of its window, row-major."""
-    def axis(n, k, s):
-        if padding == "VALID":
-            return 0, (n - k) // s + 1
-        out = -(-n // s)
-        return max((out - 1) * s + k - n, 0) // 2, out
-    (top, oh), (left, ow) = axis(x_shape[1], size, stride), axis(x_shape[2], size, stride)
-    return {(p, q): [(p * stride + i - top, q * stride + j - left) for i in range(size) for j in range(size)
-                     if 0 <= p * stride + i - top < x_shape[1] and 0 <= q * stride + j - left < x_shape[2]]
-            for p in range(oh) for q in range(ow)}, (oh, ow)
-
-
-def literal_pool(kind, x, R, size, stride, padding, wta=False):
-    """R_in[i] = sum over windows of x_i (da/dx_i) R / a, or R to the window's first maximum (WTA)."""
-    R_in = numpy.zeros_like(x)
-    win, _ = windows(x.shape, size, stride, padding)
-    for (p, q), pos in win.items():
-        vals = numpy.stack([x[:, r, c, :] for r, c in pos], axis=1)     # (N, window, C)
-        if kind == "maxpool2d":
-            first = vals.argmax(axis=1)                                  # first maximum, row-major
-            grad = (numpy.arange(len(pos))[None, :, None] == first[:, None, :]).astype(float)
-            a = vals.max(axis=1)
-        else:
-            grad = numpy.ones_like(vals) / (len(pos) if kind == "avgpool2d" else 1)
-            a = (vals * grad).sum(axis=1)
-        share = grad if wta else vals * grad / a[:, None, :]
-        for k, (r, c) in enumerate(pos):
-            R_in[:, r, c, :] += share[:, k, :] * R[:, p, q, :]
-    return R_in
-
-
 @pytest.mark.parametrize("n", BATCHES)
 @pytest.mark.parametrize("cls", [SumPool2D, AvgPool2D, MaxPool2D])
 @pytest.mark.parametrize("padding,size,stride", [("SAME", 2, 2), ("VALID", 3, 2), ("SAME", 3, 1)])
@@ -269,13 +166,12 @@ def test_pool_rules_equal_literal_form(cls, padding, size, stride, n):
     a, cache = layer.forward(Tape(), dev(x))
     R = rng.uniform(-0.5, 1.0, a.shape)
     R_in, absorbed = host(rules.pool_proportional(layer, cache, dev(x), a, dev(R)))
-    numpy.testing.assert_allclose(R_in, literal_pool(layer.kind, x, R, size, stride, padding), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(R_in, literal.pool(layer, x, R)[0], rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(R_in.sum(), R.sum(), rtol=1e-10)         # conservation
     assert numpy.all(absorbed == 0)
     if cls is MaxPool2D:
         R_wta, absorbed = host(rules.pool_winner_take_all(layer, cache, dev(R)))
-        numpy.testing.assert_allclose(R_wta, literal_pool("maxpool2d", x, R, size, stride, padding, wta=True),
-                                      rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(R_wta, literal.pool(layer, x, R, "winner_take_all")[0], rtol=1e-12, atol=1e-12)
         numpy.testing.assert_allclose(R_wta.sum(), R.sum(), rtol=1e-10)
         assert numpy.all(R_wta[host(layer.winners(cache)) == 0] == 0)            # only winners get relevance
 
@@ -298,10 +194,10 @@ def test_add_and_gate_rules(n):
     a, b, R = rng.normal(size=(3, n, 6))
     eps = 1e-3
     (Ra, Rb), absorbed = host(rules.add_proportional([dev(a), dev(b)], dev(R), eps=eps))
-    y = a + b
-    den = y + eps * numpy.where(y >= 0, 1, -1)
-    numpy.testing.assert_allclose(Ra, a / den * R, rtol=1e-12)
-    numpy.testing.assert_allclose(Rb, b / den * R, rtol=1e-12)
+    (want_a, want_b), want_abs = literal.add_proportional([a, b], R, eps=eps)
+    numpy.testing.assert_allclose(Ra, want_a, rtol=1e-12)
+    numpy.testing.assert_allclose(Rb, want_b, rtol=1e-12)
+    numpy.testing.assert_allclose(absorbed, want_abs, rtol=1e-10, atol=1e-15)
     numpy.testing.assert_allclose(Ra + Rb + absorbed, R, rtol=1e-10, atol=1e-12)
     gate = rng.uniform(0, 1, (n, 6))
     R_dev = dev(R)
@@ -312,8 +208,9 @@ def test_add_and_gate_rules(n):
     numpy.testing.assert_allclose(Rs, R / 2)
     s = numpy.abs(b)
     (Rg, Rs), absorbed = host(rules.gate_prop(dev(gate), dev(s), R_dev, eps=0.0))
-    numpy.testing.assert_allclose(Rg, gate / (gate + s) * R, rtol=1e-12)
-    numpy.testing.assert_allclose(Rs, s / (gate + s) * R, rtol=1e-12)
+    (want_g, want_s), _ = literal.gate_prop(gate, s, R, eps=0.0)
+    numpy.testing.assert_allclose(Rg, want_g, rtol=1e-12)
+    numpy.testing.assert_allclose(Rs, want_s, rtol=1e-12)
     numpy.testing.assert_allclose(Rg + Rs, R, rtol=1e-10, atol=1e-12)
 
 
