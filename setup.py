@@ -16,6 +16,7 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "threadpoolctl>=3",                     # BLAS threads of the sweep's workers (lrpnet.threads)
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2", "torch==2.13.0",

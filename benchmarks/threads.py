@@ -1,12 +1,9 @@
-"""Thread counts for a benchmark, set before numpy, BLAS or Numba are imported (they read the
-environment once, at import). Imports nothing heavy itself."""
+"""Thread counts for a benchmark: ``limit_threads(n)`` gives BLAS, OpenMP and Numba ``n`` threads each
+(no change when n is None). The definition is ``lrpnet.threads``, shared with the sweep's workers; this
+file makes it importable from the scripts beside it, which run before lrpnet is on the path."""
 import os
+import sys
 
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-
-def limit_threads(n):
-    """Give BLAS and Numba ``n`` threads each (no change when n is None)."""
-    if n is not None:
-        for var in THREAD_ENV:
-            os.environ[var] = str(n)
+from lrpnet.threads import THREAD_ENV, limit_threads  # noqa: E402,F401

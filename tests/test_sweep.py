@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,24 @@ def test_failed_jobs_are_reported_and_the_sweep_goes_on(tmp_path, workers):
     assert all("mnist files missing" in text for _, text in errors), errors[0][1]
 
 
+def test_limit_threads_limits_the_blas_already_loaded_and_what_loads_later():
+    """The sweep's workers import NumPy (and its BLAS) before their initializer runs: the limit must
+    reach a library already loaded (threadpoolctl), and the environment the ones loaded later."""
+    code = ("import numpy, os\n"
+            "from threadpoolctl import threadpool_info\n"
+            "from lrpnet.threads import THREAD_ENV, limit_threads\n"
+            "limit_threads(1)\n"
+            "print(sorted({i['num_threads'] for i in threadpool_info()}), {os.environ[v] for v in THREAD_ENV})\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**env, "PYTHONPATH": _pythonpath()})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[1]", "{'1'}"], done.stdout
+    from lrpnet.threads import limit_threads
+    with pytest.raises(ValueError, match="thread count must be >= 1, got 0"):
+        limit_threads(0)
+
+
 # -- reports from a hand-filled store -----------------------------------------------------------------
 def test_report_from_hand_filled_store(tmp_path):
     cos = {0: (0.9, 0.5), 1: (0.7, 0.3), 2: (0.8, 0.4)}        # fold -> (cosine of sa, of dtd)
@@ -155,6 +174,7 @@ def test_report_from_hand_filled_store(tmp_path):
     assert names == ["cosine.png", "per_step_fast_mnist.png", "per_step_thesis_mnist-maj.png"]
     for p in paths["figures"]:
         assert p.read_bytes()[:8] == PNG
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p       # readable like every other output
     assert not _leftovers(tmp_path)
 
 
@@ -209,6 +229,8 @@ def test_smoke_sweep_end_to_end_and_rerun_skips(tmp_path):
         assert 0.0 <= metrics["dtd"]["cosine"] <= 1.0 and len(metrics["dtd"]["per_step"]) == 12
     assert len(list((out / "checkpoints").glob("*.npz"))) == 2
     assert len(list((out / "figures" / "heatmaps").glob("*.png"))) == 2
+    for png in (out / "figures").rglob("*.png"):
+        assert stat.S_IMODE(png.stat().st_mode) == 0o644, png
     for name in ("report.md", "report.csv", "figures/cosine.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "figures" / "cosine.png").read_bytes()[:8] == PNG

@@ -20,6 +20,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def no_jobs_run(monkeypatch):
+    """A command these tests expect to be refused must not start the grid (a thesis sweep trains for days)."""
+    from lrpnet.sweep import runner
+
+    def run_jobs(*args, **kwargs):
+        raise AssertionError("a command that should have been refused started jobs")
+    monkeypatch.setattr(runner, "run_jobs", run_jobs)
+
+
 BAD = [
     (["--archs", "deep,nope"], "unknown architecture 'nope'"),
     (["--methods", "sa,lrp-bogus"], "unknown method 'lrp-bogus'"),
@@ -43,6 +53,16 @@ BAD = [
     (["--workers", "2", "--cluster", "tcp://127.0.0.1:1"], "not both"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["--report-only"], "no results database"),
+    (["--archs", ""], "no architecture given; expected one or more of: shallow, deep"),   # not the whole grid
+    (["--datasets", " , "], "no dataset given; expected one or more of: mnist"),
+    (["--methods", ""], "no method given; expected one or more of: sa, gb"),
+    (["--train-size", "100000"], "--train-size 100000 is more than the train split has: 48,000 samples"),
+    (["--val-size", "12001"], "--val-size 12001 is more than the val split has: 12,000 samples"),
+    (["--test-size", "10001"], "--test-size 10001 is more than the test split has: 10,000 samples"),
+    (["--profile", "smoke", "--explain-size", "201"], "--explain-size 201 is more than the 200 test samples"),
+    (["--test-size", "50", "--explain-size", "51"], "--explain-size 51 is more than the 50 test samples"),
+    (["--claim-timeout", "0"], "--claim-timeout must be > 0 seconds, got 0.0"),
+    (["--claim-timeout", "soon"], "invalid float value: 'soon'"),
 ]
 
 
@@ -61,6 +81,70 @@ def test_bad_argument_exits_2_with_one_line_and_does_no_work(argv, expected, tmp
     captured = capsys.readouterr()
     _check_one_line_error(rc, captured.err, expected, out)
     assert captured.out == ""
+
+
+def _one_line(err, expected):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweep.py: error: ") and expected in lines[0], err
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_out_that_is_a_file_is_refused_and_left_alone(where, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    out = target if where == "file" else target / "sub"
+    rc = main(["--out", str(out)])
+    assert rc == 2
+    _one_line(capsys.readouterr().err, f"--out {out}: {target} is a file, not a folder")
+    assert target.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("content", ["garbage", "a folder"])
+def test_out_whose_database_is_not_one_is_refused_and_left_alone(content, tmp_path, capsys):
+    db = tmp_path / "out" / "results.sqlite"
+    if content == "a folder":
+        db.mkdir(parents=True)
+    else:
+        db.parent.mkdir()
+        db.write_text("garbage")
+    rc = main(["--out", str(tmp_path / "out")])
+    assert rc == 2
+    _one_line(capsys.readouterr().err, f"{db} is not a results database")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.sqlite"]
+    assert content == "a folder" or db.read_text() == "garbage"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc here")
+def test_out_where_nothing_can_be_written_is_refused(capsys):
+    rc = main(["--out", "/proc/lrpnet-test/out"])        # /proc takes no new files, not even from root
+    assert rc == 2
+    _one_line(capsys.readouterr().err, "--out /proc/lrpnet-test/out: cannot write in /proc")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_out_in_a_read_only_folder_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        rc = main(["--out", str(locked / "out")])
+    finally:
+        locked.chmod(0o755)
+    assert rc == 2
+    _one_line(capsys.readouterr().err, f"cannot write in {locked}")
+
+
+def test_a_store_that_cannot_be_opened_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    """What ``_check_out`` cannot foresee (a locked or full disk) still ends in one line and status 2."""
+    import sqlite3
+    from lrpnet.sweep import cli, store
+
+    def refuse(path):
+        raise sqlite3.OperationalError("database is locked")
+    monkeypatch.setattr(cli, "_check_data", lambda *args: None)
+    monkeypatch.setattr(store, "Store", refuse)
+    rc = main(["--archs", "deep", "--datasets", "mnist-maj", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    _one_line(capsys.readouterr().err, "cannot open the results database")
 
 
 def test_unreachable_cluster_is_refused_quickly(tmp_path, capsys):
@@ -103,6 +187,23 @@ def test_help_explains_every_option(capsys):
         assert opt in text, opt
     for profile in ("thesis", "fast", "smoke"):
         assert profile in text
+    from lrpnet import data, models
+    from lrpnet.explain import methods
+    names = set(text.replace(",", " ").split())
+    for name in models.names() + data.task_names() + methods():     # every name the options accept
+        assert name in names, name
+    assert "LRPNET_DATA" in text
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (os.environ.get("LRPNET_DATA") and os.path.isdir(os.path.join(
+    os.environ.get("LRPNET_DATA", ""), "mnist"))), reason="LRPNET_DATA is unset or lacks mnist/")
+@pytest.mark.parametrize("fold", [None, 3])
+def test_the_split_sizes_the_cli_checks_are_those_of_the_data(fold):
+    from lrpnet.data import load_task
+    from lrpnet.sweep.cli import SPLIT_SIZES
+    for split, n in SPLIT_SIZES.items():
+        assert len(load_task("mnist-maj", split, fold=fold, download=False)) == n, (split, fold)
 
 
 # -- --backend: which backend computes, passed to every job ------------------------------------------------

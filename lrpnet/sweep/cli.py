@@ -2,12 +2,18 @@
 
 Every argument is checked before any work starts (no results database is created, no model is
 trained): a bad one ends the program with status 2 and one line on stderr. Exit status 0 means
-every job of the grid has a row; 1 that some job failed (the others were still run and recorded).
+every job of the grid has a row; 1 that some job failed (the others were still run and recorded);
+130 that it was interrupted (Ctrl-C or SIGTERM: the jobs in flight end, no new one starts).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sqlite3
 import sys
+import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,6 +22,9 @@ from . import config as cfg
 __all__ = ["main", "parser", "UsageError"]
 
 DB_NAME = "results.sqlite"
+# the samples of each split, the same for the official split and for each of the 7 folds
+# (``data.load_task``, of 70,000 images; a test checks them against the files)
+SPLIT_SIZES = {"train": 48_000, "val": 12_000, "test": 10_000}
 
 
 class UsageError(Exception):
@@ -32,7 +41,17 @@ def _csv(text):
     return list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
 
 
+def _names_epilog() -> str:
+    """The names --archs, --datasets and --methods accept, for --help."""
+    from .. import data, models
+    lists = (("architectures", models.names()), ("tasks", data.task_names()), ("methods", _known_methods()))
+    return "\n".join(textwrap.fill(", ".join(names), width=100, initial_indent=f"  {kind + ':':15s}",
+                                    subsequent_indent=" " * 17, break_on_hyphens=False)
+                     for kind, names in lists)
+
+
 def parser() -> argparse.ArgumentParser:
+    from .store import CLAIM_TIMEOUT_S
     p = _Parser(
         prog="sweep.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
             f"  {p.name:7s} epochs {p.epochs}, lr {p.lr:g}, batch {p.batch_size}, folds "
             f"{','.join(map(str, p.folds))}, train/val/test {p.train_size or 'all'}/{p.val_size or 'all'}/"
             f"{p.test_size or 'all'}, explained {p.explain_size or 'all'}" for p in cfg.PROFILES.values())
+        + "\n\nNames (--archs, --datasets, --methods):\n" + _names_epilog()
+        + "\n\nData: the MNIST / FashionMNIST files under --data-dir, else $LRPNET_DATA, else the user cache\n"
+          "(~/.cache/lrpnet), in mnist/ and fashion-mnist/; the sweep downloads nothing (see README, Data)."
         + "\n\nExamples:\n  python experiments/sweep.py --profile fast\n"
           "  python experiments/sweep.py --profile smoke --archs deep,rlstm --datasets mnist-maj\n"
           "  python experiments/sweep.py --grid exp1 --cluster tcp://10.0.0.5:8786 --out runs/exp1\n",
@@ -73,9 +95,10 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="learning rate over training: constant (the study's) or cosine decay to 0")
     o.add_argument("--batch-size", type=int, help="training batch size")
-    o.add_argument("--train-size", type=int, help="training samples (a seeded random subset)")
-    o.add_argument("--val-size", type=int, help="validation samples")
-    o.add_argument("--test-size", type=int, help="test samples (accuracy)")
+    o.add_argument("--train-size", type=int,
+                   help=f"training samples (a seeded random subset; at most {SPLIT_SIZES['train']:,})")
+    o.add_argument("--val-size", type=int, help=f"validation samples (at most {SPLIT_SIZES['val']:,})")
+    o.add_argument("--test-size", type=int, help=f"test samples (accuracy; at most {SPLIT_SIZES['test']:,})")
     o.add_argument("--explain-size", type=int,
                    help="how many test samples are explained and scored (default: all of the test subset)")
     o.add_argument("--aopc-steps", type=int, help="patches AOPC removes")
@@ -100,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cluster", metavar="tcp://HOST:PORT",
                    help="submit the jobs to this running Dask scheduler instead (pip install 'lrpnet[dist]'); "
                         "OUT and the data must be reachable under the same paths on the workers")
+    r.add_argument("--claim-timeout", type=float, default=CLAIM_TIMEOUT_S, metavar="S",
+                   help="several sweeps on one --out split the jobs: each claims a job before it runs it "
+                        "and renews its claims while it runs; a claim not renewed for S seconds (its sweep "
+                        f"was killed) is taken over (default {CLAIM_TIMEOUT_S:g}; the clocks of machines that "
+                        "share --out must agree to well within it)")
     r.add_argument("--force", action="store_true", help="redo jobs that already have results")
     r.add_argument("--report-only", action="store_true",
                    help="only regenerate the report and figures from OUT/results.sqlite")
@@ -114,7 +142,7 @@ def _check_names(kind, given, valid):
     if bad:
         raise UsageError(f"unknown {kind} {bad[0]!r}; expected one of: {', '.join(valid)}")
     if not given:
-        raise UsageError(f"no {kind} given")
+        raise UsageError(f"no {kind} given; expected one or more of: {', '.join(valid)}")
 
 
 def _known_methods():
@@ -146,12 +174,43 @@ def _profile(args):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
+    for split, available in SPLIT_SIZES.items():
+        value = getattr(args, f"{split}_size")
+        if value is not None and value > available:
+            raise UsageError(f"--{split}-size {value} is more than the {split} split has: {available:,} samples "
+                             f"(the same in every fold)")
     profile = cfg.PROFILES[args.profile].override(
         epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
         train_size=args.train_size,
         val_size=args.val_size, test_size=args.test_size, explain_size=args.explain_size,
         aopc_steps=args.aopc_steps, seed=args.seed)
+    test_size = profile.test_size or SPLIT_SIZES["test"]
+    if profile.explain_size is not None and profile.explain_size > test_size:
+        raise UsageError(f"--explain-size {profile.explain_size} is more than the {test_size} test samples "
+                         f"(--test-size, or the {profile.name} profile's)")
     return profile.override(folds=_folds(args.folds, profile))
+
+
+def _check_out(out: Path):
+    """--out must be a folder (or a path to one) this process can write in: checked without
+    creating anything, and an existing results database must open."""
+    existing = out.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):     # (os.access says yes to root where it cannot write)
+            pass
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write in {existing} ({err.strerror or err})") from None
+    db = out / DB_NAME
+    if db.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(db)) as con:
+                con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as err:
+            raise UsageError(f"--out {out}: {db} is not a results database ({err})") from None
 
 
 def _check_data(datasets, data_dir):
@@ -230,20 +289,25 @@ def _connect(address):
 
 
 def _validate(args):
-    """Everything the run needs, checked; returns (profile, archs, datasets, steps, client) and sets
-    ``args.backend`` to the backend of the run."""
+    """Everything the run needs, checked; returns (store, profile, archs, datasets, steps, client)
+    and sets ``args.backend`` to the backend of the run. The results store is opened last, when
+    every other check has passed."""
     from .. import data, models
 
     grid = cfg.GRIDS[args.grid]
     profile = _profile(args)
     valid_archs = models.names()
-    archs = valid_archs if args.archs == ["all"] else (args.archs or list(grid["archs"]))
+    # (an empty list is an error, not the grid's default: --archs "" must not start the whole grid)
+    archs = list(grid["archs"]) if args.archs is None else valid_archs if args.archs == ["all"] else args.archs
     _check_names("architecture", archs, valid_archs)
-    datasets = args.datasets or list(grid["datasets"])
+    datasets = list(grid["datasets"]) if args.datasets is None else args.datasets
     _check_names("dataset", datasets, data.task_names())
     _check_names("method", args.methods, _known_methods())
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if not args.claim_timeout > 0:
+        raise UsageError(f"--claim-timeout must be > 0 seconds, got {args.claim_timeout}")
+    _check_out(Path(args.out))
     if args.cluster is not None and args.workers is not None:
         raise UsageError("give either --workers (local processes) or --cluster (Dask), not both")
     _check_steps(datasets, grid["steps"])
@@ -255,11 +319,20 @@ def _validate(args):
         if client is not None:
             _check_device(args.device, args.backend, client)
         _check_data(datasets, args.data_dir)
+        store = _open_store(Path(args.out))
     except UsageError:
         if client is not None:
             client.close()
         raise
-    return profile, archs, datasets, grid["steps"], client
+    return store, profile, archs, datasets, grid["steps"], client
+
+
+def _open_store(out):
+    from .store import Store
+    try:
+        return Store(out / DB_NAME)
+    except (OSError, sqlite3.Error) as err:      # what ``_check_out`` cannot foresee (a full disk, a lock)
+        raise UsageError(f"--out {out}: cannot open the results database {out / DB_NAME}: {err}") from None
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -278,13 +351,16 @@ def _report(out):
         print(f"  heatmaps: {heatmaps}/ ({len(list(heatmaps.glob('*.png')))} grids)")
 
 
-def _sweep(args, out, profile, archs, datasets, steps, client) -> int:
+def _label(config) -> str:
+    return f"{config['arch']} on {config['dataset']} T={config['T']} fold={config['fold']}"
+
+
+def _sweep(args, out, store, profile, archs, datasets, steps, client) -> int:
     from .config import job_configs, job_hash
-    from .runner import default_workers, run_jobs
-    from .store import Store
+    from .runner import POLL_S, default_workers, run_jobs
+    from .store import DONE, HEARTBEAT_S, WAIT, heartbeat, this_owner
 
     configs = job_configs(profile, archs, datasets, args.methods, steps)
-    store = Store(out / DB_NAME)
     done = set() if args.force else store.finished()
     todo = [c for c in configs if job_hash(c) not in done]
     workers = 1 if client is not None else (args.workers or default_workers(args.device, len(todo)))
@@ -293,35 +369,59 @@ def _sweep(args, out, profile, archs, datasets, steps, client) -> int:
              "this process" if workers == 1 else f"{workers} local processes")
     print(f"sweep: {len(configs)} jobs ({len(configs) - len(todo)} already finished, {len(todo)} to run) "
           f"on {args.device} ({args.backend} backend) in {where}; results: {store.path}", flush=True)
-    failures, started = [], time.perf_counter()
+    owner = this_owner()
+    redo_before = time.time() if args.force else None      # --force: rows older than this run are redone
+    failures, elsewhere, waited, started = [], [], set(), time.perf_counter()
     finished = [len(configs) - len(todo)]
+
+    def claim(config):
+        answer = store.claim(job_hash(config), owner, args.claim_timeout, finished_since=redo_before)
+        if answer == DONE:
+            elsewhere.append(config)
+            finished[0] += 1
+            print(f"done {finished[0]}/{len(configs)}: {_label(config)}, by another sweep", flush=True)
+        elif answer == WAIT and job_hash(config) not in waited:
+            waited.add(job_hash(config))
+            print(f"waiting: another sweep runs {_label(config)}; this one takes it over if that sweep "
+                  f"stops renewing its claim for {args.claim_timeout:g} s", flush=True)
+        return answer
 
     def on_result(result):
         store.put(result)
         finished[0] += 1
-        print(f"done {finished[0]}/{len(configs)}: {result['config']['arch']} on {result['config']['dataset']} "
-              f"T={result['config']['T']} fold={result['config']['fold']}: accuracy {result['accuracy']:.4f} "
+        print(f"done {finished[0]}/{len(configs)}: {_label(result['config'])}: accuracy {result['accuracy']:.4f} "
               f"({result['wall_s']:.1f} s)", flush=True)
 
     def on_error(config, description):
+        store.release(owner, job_hash(config))          # another sweep, or a rerun, may try it again
         failures.append(config)
-        print(f"FAILED: {config['arch']} on {config['dataset']} T={config['T']} fold={config['fold']}:\n"
-              f"{description}", file=sys.stderr, flush=True)
+        print(f"FAILED: {_label(config)}:\n{description}", file=sys.stderr, flush=True)
 
+    beat_s = min(HEARTBEAT_S, args.claim_timeout / 4)
     try:
-        run_jobs(todo, out, device=args.device, backend=args.backend, data_dir=args.data_dir, workers=workers,
-                 client=client, force=args.force, progress=not args.no_progress, on_result=on_result, on_error=on_error)
+        with heartbeat(store.path, owner, every_s=beat_s):
+            run_jobs(todo, out, device=args.device, backend=args.backend, data_dir=args.data_dir,
+                     workers=workers, client=client, force=args.force, progress=not args.no_progress,
+                     claim=claim, poll_s=min(POLL_S, args.claim_timeout / 2),
+                     on_result=on_result, on_error=on_error)
     finally:
+        store.release(owner)
         store.close()
         if client is not None:
             client.close()
-    print(f"sweep: ran {len(todo) - len(failures)} jobs in {time.perf_counter() - started:.1f} s; "
-          f"checkpoints: {out / 'checkpoints'}/", flush=True)
+    print(f"sweep: ran {len(todo) - len(failures) - len(elsewhere)} jobs in {time.perf_counter() - started:.1f} s"
+          + (f" ({len(elsewhere)} more were run by other sweeps)" if elsewhere else "")
+          + f"; checkpoints: {out / 'checkpoints'}/", flush=True)
     _report(out)
     if failures:
         print(f"sweep: {len(failures)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (kill, a batch system) stops the sweep as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
@@ -337,8 +437,12 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"sweep.py: error: {err}", file=sys.stderr)
         return 2
+    on_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _sweep(args, out, *setup)
     except KeyboardInterrupt:
-        print("sweep: interrupted; finished jobs are saved, rerun the same command to go on", file=sys.stderr)
+        print("sweep: interrupted; no new job started, finished jobs are saved, rerun the same command "
+              "to go on", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, on_sigterm)
