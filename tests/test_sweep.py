@@ -178,6 +178,17 @@ def test_report_from_hand_filled_store(tmp_path):
     assert not _leftovers(tmp_path)
 
 
+def test_report_sets_principled_and_thesis_rules_side_by_side(tmp_path):
+    with Store(tmp_path / "results.sqlite") as s:
+        s.put(_result("deep", fold=0, methods=("sa", "dtd", "thesis-dtd"),
+                      cos={"dtd": 0.5, "thesis-dtd": 0.75, "sa": 0.2}))
+        s.put(_result("rlstm", fold=0, methods=("dtd",), cos={"dtd": 0.9}))   # no thesis twin: no row
+        md = write_report(s, tmp_path)["markdown"].read_text()
+    assert "| architecture | method | cosine | thesis's cosine | difference |" in md
+    assert "| deep | dtd | 0.500 | 0.750 | +0.250 | 0.600 | 0.600 |" in md
+    assert not any(line.startswith("| rlstm | dtd | 0.900 | ") and "thesis" in line for line in md.splitlines())
+
+
 # -- end to end, with the real data -------------------------------------------------------------------
 SMALL = ["--profile", "smoke", "--datasets", "mnist-maj", "--methods", "sa,dtd", "--train-size", "200",
          "--val-size", "50", "--test-size", "100", "--explain-size", "20", "--aopc-steps", "3", "--no-progress"]

@@ -147,6 +147,7 @@ def _markdown(summary, rows, figures, db_path) -> str:
                   "|---|---|" + "---|" * len(shown)]
         for e in entries:
             lines.append(f"| {e['arch']} | {e['method']} | " + " | ".join(_fmt(e[m]) for m in shown) + " |")
+        lines += _side_by_side(entries)
         lines.append("")
     lines += ["## Metrics", ""] + [f"- {title}: {what}" for title, what in METRICS.values()] + [""]
     lines += ["## Figures", ""] + [f"- [{p}]({p})" for p in figures]
@@ -156,6 +157,31 @@ def _markdown(summary, rows, figures, db_path) -> str:
         for r, path in sorted(heatmaps, key=lambda rp: (rp[0]["dataset"], rp[0]["steps"], _arch_order(rp[0]["arch"]))):
             lines.append(f"- {r['arch']}, {r['dataset']}, T={r['steps']}, fold {r['fold']}: [{path}]({path})")
     return "\n".join(lines) + "\n"
+
+
+def _side_by_side(entries) -> list:
+    """Markdown lines: for each method explained both as the principled preset and as the thesis's
+    code computed it (``thesis-<preset>``, THESIS.md section 7), their cosine and mask share side by
+    side per architecture, and the difference; no lines when no such pair was explained."""
+    by = {(e["arch"], e["method"]): e for e in entries}
+    pairs = sorted({e["method"].removeprefix("thesis-") for e in entries if e["method"].startswith("thesis-")
+                    and (e["arch"], e["method"].removeprefix("thesis-")) in by})
+    if not pairs:
+        return []
+    lines = ["", "Principled rules beside the thesis's code (``thesis-*``: no bias in any denominator, "
+             "Shallow's shared first layer; THESIS.md section 7):", "",
+             "| architecture | method | cosine | thesis's cosine | difference | in mask | thesis's in mask |",
+             "|---|---|---|---|---|---|---|"]
+    for method in pairs:
+        for arch in dict.fromkeys(e["arch"] for e in entries):
+            a, b = by.get((arch, method)), by.get((arch, "thesis-" + method))
+            if a is None or b is None:
+                continue
+            both = a["cosine"] is not None and b["cosine"] is not None
+            diff = f"{b['cosine'][0] - a['cosine'][0]:+.3f}" if both else "-"
+            lines.append(f"| {arch} | {method} | {_fmt(a['cosine'])} | {_fmt(b['cosine'])} | {diff} | "
+                         f"{_fmt(a['in_mask'])} | {_fmt(b['in_mask'])} |")
+    return lines
 
 
 def _new_figure(n_panels, width, height):
