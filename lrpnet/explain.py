@@ -81,8 +81,10 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
 
     method: a name from ``methods()``, a composite dict, or "lrp" with ``composite=``; a preset name with
         ``composite=`` updates the preset with those entries.
-    target: "predicted", an int class, or an int array (N,) (e.g. the true labels).
-    start: "relu_logit" | "logit" | "onehot" (module docstring).
+    target: "predicted", an int class, or an int array (N,) (e.g. the true labels); not a bool.
+    start: "relu_logit" | "logit" | "onehot" (module docstring). With "logit" and the gamma rule, a
+        negative target logit can flip the sign of the whole explanation (the gamma rule's
+        denominator crosses zero on the way down): ``explain`` warns when that case arises.
     gates: None (the composite's gate rule, signal-take-all by default), or one of
         ``composites.GATE_RULES``: "signal_take_all", "prop", "abs", "half" (``lrpnet.rules``).
     batch_size: explain in chunks of this many samples (each chunk goes through the tape at once);
@@ -90,7 +92,10 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
         few hundred samples they leave the caches: larger chunks are slower and the memory grows
         with them), 1000 on a GPU (fewer, larger launches). ``details.tape`` is kept only when the
         whole batch fits in one chunk.
+
+    No samples (x of shape (0, ...)) give an empty result of the same shapes and dtypes as any other.
     """
+    import warnings
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
     name, comp = _method(method, composite, gates)
@@ -101,12 +106,27 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
         step = CHUNK[model.device] if batch_size is None else int(batch_size)
         if step < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+        if n and start == "logit" and comp is not None and any(rule == "gamma" for rule, _ in comp.values()):
+            logits = model.forward(x, batch_size=step)
+            f = logits.max(axis=1) if isinstance(targets, str) else logits[backend.xp().arange(n), targets]
+            if bool((f < 0).any()):
+                warnings.warn(f"explain: start='logit' with the gamma rule, and {int((f < 0).sum())} of {n} "
+                              f"target logits are negative: the gamma rule's denominator can cross zero "
+                              f"there and flip the sign of their relevance; start='relu_logit' explains "
+                              f"only positive evidence", UserWarning, stacklevel=2)
+        if n == 0:        # explain one zero sample, then keep none of it: every shape, dtype and name
+            x, targets = backend.xp().zeros((1,) + model.input_shape, dtype=model.dtype), "predicted"
         parts = [_explain_batch(model, x[i:i + step], name, comp,
                                 targets if isinstance(targets, str) else targets[i:i + step],
-                                start, return_details, return_details and step >= n)
+                                start, return_details, return_details and step >= n > 0)
                  for i in range(0, max(n, 1), step)]
     if not return_details:
-        return numpy.concatenate(parts)
+        return parts[0][:0] if n == 0 else numpy.concatenate(parts)
+    if n == 0:
+        e = parts[0]
+        return Explanation(e.relevance[:0], e.score[:0], e.absorbed[:0],
+                           None if e.per_step is None else e.per_step[:0],
+                           {k: v[:0] for k, v in e.per_layer.items()}, e.target[:0], e.logits[:0], name)
     return _concat(parts, name)
 
 
@@ -130,6 +150,8 @@ def _method(method, composite, gates):
 
 
 def _targets(target, n, model):
+    if isinstance(target, (bool, numpy.bool_)):      # an int subclass: True would be taken as class 1
+        raise TypeError(f"target must be 'predicted', an int class or an int array, got the bool {target!r}")
     if isinstance(target, str):
         if target != "predicted":
             raise ValueError(f"target must be 'predicted', an int class or an int array, got {target!r}")

@@ -4,8 +4,8 @@
     history = fit(model, train, val, epochs=100, batch_size=50, lr=2e-4, seed=0)
 
 The loss (softmax cross-entropy with one extra constant-zero logit) is ``lrpnet.losses``; its gradient
-is the reverse walk of the forward pass's tape (``Model.loss_and_grads``). This file holds only the
-optimiser and the loop.
+is the reverse walk of the forward pass's tape (``backprop``, which ``Model.loss_and_grads`` runs too).
+This file holds that pass, the optimiser and the loop.
 
 Datasets are anything with ``len(ds)``, ``ds.labels`` (N,) ints, ``ds.images(idx)`` (float32
 (n, 28, W) in [-1, 1]) and ``ds.batches(batch_size, shuffle=True, seed=seed, epoch=epoch)``
@@ -31,10 +31,11 @@ import time
 import numpy
 
 from . import backend
+from .data.dataset import batch_rows
 from .data.device import on_device
 from .losses import softmax_xent_zero_logit
 
-__all__ = ["Adam", "ArrayDataset", "fit", "accuracy", "TrainingDiverged"]
+__all__ = ["Adam", "ArrayDataset", "backprop", "fit", "accuracy", "TrainingDiverged"]
 
 DROPOUT_STREAM = 1   # third word of the dropout seed: keeps dropout draws apart from the shuffling
 
@@ -146,6 +147,18 @@ class Adam:
                 mine[k][...] = backend.module_of(mine[k]).asarray(a, dtype=mine[k].dtype)
 
 
+def backprop(model, x, y, train=True, rng=None, checked=False):
+    """One batch of the study's loss, forward and back: ``(loss, logits, grads)``. The loss (0-d) and
+    the logits are arrays of the model's device (``fit`` on a GPU reads them only every
+    ``check_every`` batches); ``grads()`` walks the tape back to the parameters' gradients, keyed like
+    ``model.params``: a function, so that ``fit`` stops at a loss that is not finite before that walk.
+    ``checked=True`` trusts x and y (a dataset checked once: ``lrpnet.data.on_device``)."""
+    tape, _, out = model.trace(x, train=train, rng=rng, checked=checked)
+    y = y if checked else model.check_labels(y, out.value.shape[0])
+    loss, dlogits = softmax_xent_zero_logit(out.value, y)
+    return loss, out.value, lambda: model.param_grads(tape, out, dlogits)
+
+
 class ArrayDataset:
     """In-memory images and labels with the dataset interface ``fit`` and ``accuracy`` use.
 
@@ -169,13 +182,9 @@ class ArrayDataset:
     def images(self, idx=None):
         return self._images if idx is None else self._images[idx]
 
-    def batches(self, batch_size, shuffle=True, seed=0, epoch=0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(self)
-        order = numpy.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else numpy.arange(n)
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
+    def batches(self, batch_size, shuffle=True, seed=0, epoch=0, drop_last=False):
+        """Yield ``(images, labels)`` in batches, in ``lrpnet.data.Dataset``'s order (``batch_rows``)."""
+        for rows in batch_rows(len(self), batch_size, shuffle, seed, epoch, drop_last):
             yield self._images[rows], self.labels[rows]
 
 
@@ -211,7 +220,7 @@ def learning_rate(lr, schedule, progress):
 
 def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progress=True,
         callback=None, max_batches=None, *, optimizer=None, start_epoch=0, lr_schedule="constant",
-        check_every=None) -> list:
+        check_every=None, batch_order="shuffled") -> list:
     """Train ``model`` in place with Adam on the study's loss; returns the history.
 
     Trains epochs ``start_epoch, ..., epochs - 1`` (so ``epochs`` is where training ends: to resume
@@ -226,6 +235,9 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
     returning True stops training.
     ``check_every``: batches between two reads of the loss and accuracy on the host (default: every
     batch on the CPU, where reading costs nothing; every 50 on a GPU, where each read waits for it).
+    ``batch_order``: "shuffled" (a new order each epoch) or "fixed": every epoch visits ``train`` in
+    epoch 0's order, as the thesis's code did (it reseeded its shuffle with 71 on every call, THESIS.md
+    section 7).
 
     Returns a list with one dict per epoch: ``{"epoch", "loss" (mean training loss), "train_acc"
     (running accuracy of the training batches, dropout on), "val_acc" (None without ``val``),
@@ -243,13 +255,18 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         raise ValueError(f"fit: unknown lr_schedule {lr_schedule!r}; expected one of {LR_SCHEDULES}")
     if check_every is not None and check_every < 1:
         raise ValueError(f"fit: check_every must be >= 1 or None, got {check_every}")
+    if batch_order not in BATCH_ORDERS:
+        raise ValueError(f"fit: unknown batch_order {batch_order!r}; expected one of {BATCH_ORDERS}")
     with model.running():
         return _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches,
-                    optimizer, start_epoch, lr_schedule, check_every)
+                    optimizer, start_epoch, lr_schedule, check_every, batch_order)
+
+
+BATCH_ORDERS = ("shuffled", "fixed")
 
 
 def _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches, optimizer,
-         start_epoch, lr_schedule, check_every):
+         start_epoch, lr_schedule, check_every, batch_order="shuffled"):
     opt = optimizer if optimizer is not None else Adam(model.params, lr=lr)
     base_lr = opt.lr if optimizer is not None and lr_schedule == "constant" else lr
     if set(opt.params) != set(model.params):
@@ -267,18 +284,17 @@ def _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, ma
         rng = backend.random_state([int(seed), epoch, DROPOUT_STREAM])
         bar = _progress_bar(progress, n_batches, f"epoch {epoch + 1}/{epochs}")
         run = _Running(on_gpu)
-        for b, (images, labels) in enumerate(source.batches(batch_size, shuffle=True, seed=seed, epoch=epoch)):
+        order_epoch = epoch if batch_order == "shuffled" else 0
+        for b, (images, labels) in enumerate(source.batches(batch_size, shuffle=True, seed=seed, epoch=order_epoch)):
             if b == n_batches:
                 break
             opt.lr = learning_rate(base_lr, lr_schedule, (epoch * n_batches + b) / (epochs * n_batches))
-            tape, _, out = model.trace(images, train=True, rng=rng, checked=on_gpu)
-            y = labels if on_gpu else model.check_labels(labels, out.value.shape[0])
-            loss, dlogits = softmax_xent_zero_logit(out.value, y)
-            ok = run.add(b, loss, (out.value.argmax(axis=1) == y).sum(), len(labels))
+            loss, logits, grads = backprop(model, images, labels, rng=rng, checked=on_gpu)
+            ok = run.add(b, loss, (logits.argmax(axis=1) == labels).sum(), len(labels))
             last = b == n_batches - 1
             if ok is None:         # the CPU: a loss that is not finite stops before the update
                 run.check(bar, epoch, b, opt.lr)
-            opt.step(model.param_grads(tape, out, dlogits), ok=ok)
+            opt.step(grads(), ok=ok)
             if bar is not None:
                 bar.update(1)
             if ok is not None and ((b + 1) % check_every == 0 or last):

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import zipfile
 
 import numpy
@@ -208,6 +209,74 @@ def test_corrupt_member(tmp_path):
         load(path)
 
 
+def test_non_finite_weights_are_refused_naming_the_parameter(tmp_path):
+    path = tmp_path / "m.npz"
+    save(mlp(), path)
+    W = host(mlp().params["2_dense.W"]).copy()
+    W[1, 2] = numpy.nan
+    W[0, 0] = numpy.inf
+    rewrite(path, add={"2_dense.W": W})
+    with pytest.raises(CheckpointError, match=r"parameter '2_dense.W' holds 1 NaN and 1 infinite values"):
+        load(path)
+    model = mlp()
+    model.params["0_dense.b"][0] = numpy.nan
+    with pytest.raises(ValueError, match=r"save: parameter '0_dense.b' holds 1 NaN"):
+        save(model, tmp_path / "nan.npz")
+    assert not (tmp_path / "nan.npz").exists()
+
+
+def test_non_finite_optimizer_state_is_refused(tmp_path):
+    model = mlp(dtype="float64")
+    opt = Adam(model.params)
+    opt.step(model.loss_and_grads(x_for(model), numpy.arange(7) % 4)[1])
+    path = tmp_path / "m.npz"
+    save(model, path, optimizer=opt)
+    v = host(opt.v["0_dense.W"]).copy()
+    v[0, 0] = numpy.nan
+    rewrite(path, add={"optimizer/v/0_dense.W": v})
+    with pytest.raises(CheckpointError, match=r"optimizer's v\['0_dense.W'\] holds 1 NaN"):
+        load(path, with_meta=True)
+
+
+@pytest.mark.parametrize("arch,field,sizes", [("rlstm", "units", {"front": 5, "units": 4}),
+                                              ("gru", "input_shape", {"hidden": 4})])
+def test_config_sizes_beyond_the_stored_arrays_are_refused_before_building(tmp_path, arch, field, sizes):
+    """units = 1e9 would ask for its memory (a MemoryError) before the shapes could be compared."""
+    from lrpnet.models import build
+    path = tmp_path / "m.npz"
+    save(build(arch, input_shape=(4, 6), T=3, n_classes=3, seed=2, **sizes), path)
+    config = read_meta(path)["config"]
+    config[field] = 10**9 if field == "units" else [4, 6 * 10**9]
+    rewrite(path, meta={"config": config})
+    shown = "config['units'] = 1000000000" if field == "units" else "config['input_shape'][1] = 6000000000"
+    with pytest.raises(CheckpointError, match=re.escape(shown) + " is larger than all .* parameter values"):
+        load(path)
+
+
+def test_sequential_layer_width_beyond_the_stored_arrays_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    save(mlp(), path)
+    config = read_meta(path)["config"]
+    config["layers"][0][1]["n_out"] = 10**9
+    rewrite(path, meta={"config": config})
+    with pytest.raises(CheckpointError, match=re.escape("config['layers'][0][1]['n_out'] = 1000000000")):
+        load(path)
+
+
+def test_a_memory_error_while_rebuilding_is_a_checkpoint_error(tmp_path, monkeypatch):
+    """Sizes within the bound can still ask for more memory than there is: the error says so."""
+    import lrpnet.models.sequential as sequential
+    path = tmp_path / "m.npz"
+    save(mlp(), path)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.7 TiB")
+
+    monkeypatch.setattr(sequential.Sequential, "__init__", out_of_memory)
+    with pytest.raises(CheckpointError, match="cannot rebuild architecture 'sequential'.*MemoryError"):
+        load(path)
+
+
 # -- from_torch -------------------------------------------------------------------------------------
 def torch_loss_grads(torch, net, x, y):
     """Logits and the study's loss gradients (softmax cross-entropy with a zero logit) by autograd."""
@@ -304,10 +373,10 @@ def test_from_torch_refuses_what_it_cannot_convert():
     nn = torch.nn
     with pytest.raises(UnsupportedModule, match="LeakyReLU.*not supported"):
         from_torch(nn.Sequential(nn.Linear(3, 3), nn.LeakyReLU(), nn.Linear(3, 2)))
-    with pytest.raises(UnsupportedModule, match="neither VALID"):      # even kernel, padding 1
-        from_torch(nn.Sequential(nn.Conv2d(1, 2, 2, padding=1), nn.Flatten()), input_shape=(1, 4, 4))
-    with pytest.raises(UnsupportedModule, match="neither VALID"):      # stride 2 pads unlike TF here
-        from_torch(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Flatten()), input_shape=(1, 4, 4))
+    with pytest.raises(UnsupportedModule, match=r"padding \(2, 2\) is as wide as the kernel"):
+        from_torch(nn.Sequential(nn.Conv2d(1, 2, 2, padding=2), nn.Flatten()), input_shape=(1, 4, 4))
+    with pytest.raises(UnsupportedModule, match="ceil_mode"):
+        from_torch(nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Flatten()), input_shape=(1, 5, 5))
     with pytest.raises(UnsupportedModule, match="count_include_pad"):
         from_torch(nn.Sequential(nn.AvgPool2d(3, 1, padding=1), nn.Flatten()), input_shape=(1, 4, 4))
     with pytest.raises(UnsupportedModule, match="dilation"):

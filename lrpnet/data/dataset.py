@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["Dataset", "scale_pixels"]
+__all__ = ["Dataset", "scale_pixels", "batch_rows"]
 
 # uint8 -> float32 in [-1, 1], 2*x/255 - 1 (THESIS section 1): background 0 -> -1, ink 255 -> 1
 _SCALE = (2.0 * np.arange(256) / 255.0 - 1.0).astype(np.float32)
@@ -22,6 +22,22 @@ def scale_pixels(pixels) -> np.ndarray:
     if pixels.dtype != np.uint8:
         raise TypeError(f"scale_pixels expects uint8 pixels, got {pixels.dtype}")
     return _SCALE[pixels]
+
+
+def batch_rows(n, batch_size, shuffle=True, seed=0, epoch=0, drop_last=False):
+    """Yield the row indices of each batch of one epoch over ``n`` samples (``Dataset.batches`` and
+    ``lrpnet.training.ArrayDataset.batches``).
+
+    With ``shuffle`` the order is a permutation drawn from ``default_rng([seed, epoch])``: a new order
+    each epoch, the same for the same (seed, epoch). ``drop_last`` skips a final batch shorter than
+    ``batch_size``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
 
 
 class Dataset:
@@ -109,20 +125,9 @@ class Dataset:
 
     def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                 drop_last: bool = False, return_index: bool = False):
-        """Yield ``(images, labels)`` (or ``(images, labels, index)``) in batches.
-
-        With ``shuffle`` the order is a permutation drawn from ``default_rng([seed, epoch])``: a
-        new order each epoch, the same for the same (seed, epoch). ``drop_last`` skips a final
-        batch shorter than ``batch_size``.
-        """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(self)
-        order = (np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle
-                 else np.arange(n))
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            rows = order[start:start + batch_size]
+        """Yield ``(images, labels)`` (or ``(images, labels, index)``) in batches, in the order
+        ``batch_rows`` gives (a seeded permutation per epoch with ``shuffle``)."""
+        for rows in batch_rows(len(self), batch_size, shuffle, seed, epoch, drop_last):
             images = scale_pixels(self._assemble(rows))
             yield (images, self.labels[rows], rows) if return_index else (images, self.labels[rows])
 

@@ -13,7 +13,10 @@ Layout of the file (a plain NumPy ``.npz``, readable with ``numpy.load(path, all
   (their step count and settings are in the metadata), so a run can resume exactly.
 
 ``load`` rebuilds the model with ``lrpnet.models.build(arch, **config)`` and copies the arrays into its
-parameters in place, checking names, shapes and dtypes; the round trip is bit-exact.
+parameters in place, checking names, shapes and dtypes; the round trip is bit-exact. Before building,
+every size in the configuration is checked against the stored arrays (a width larger than all the
+parameter values the file holds cannot match them, and would ask for memory before failing), and after
+it every parameter must be finite: NaN or infinite weights are refused (``save`` refuses them too).
 
 Old parameter names: the sigmoid gates of the R-LSTM, LSTM, GRU and R-GRU cells were one layer per
 gate (``cell.gate_i.W``, ``cell.gate_f.W``, ``cell.gate_o.W``, ...) and are now one layer computing them
@@ -74,9 +77,11 @@ def save(model, path, extra=None, optimizer=None) -> None:
 
     path = os.fspath(path)
     params = backend.fetch(model.params)         # host arrays: one copy per dtype from a GPU
-    for k in params:
+    for k, a in params.items():
         if k == META_KEY or k.startswith(OPT_PREFIX):
             raise ValueError(f"save: parameter name {k!r} clashes with the checkpoint's own keys")
+        if not numpy.isfinite(a).all():
+            raise ValueError(f"save: parameter {k!r} holds {_count_bad(a)}; a checkpoint holds finite weights")
     arrays = dict(params)
     opt_meta = None
     if optimizer is not None:
@@ -181,26 +186,71 @@ def read_meta(path) -> dict:
     return _open(path)[1]
 
 
-def _rebuild(meta, path):
-    """A fresh model of the checkpoint's architecture and configuration."""
+# the configuration fields of a Sequential's layer specs that size its parameter arrays
+SEQUENTIAL_SIZES = ("n_in", "n_out", "in_channels", "out_channels", "kernel_size")
+
+
+def _sizes(config, where="config"):
+    """(field, value) for every int in a configuration (nested dicts and lists) but the seed."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            if k != "seed":
+                yield from _sizes(v, f"{where}[{k!r}]")
+    elif isinstance(config, (list, tuple)):
+        for i, v in enumerate(config):
+            yield from _sizes(v, f"{where}[{i}]")
+    elif isinstance(config, int) and not isinstance(config, bool):
+        yield where, config
+
+
+def _check_sizes(arch, config, n_values, path):
+    """Every size of the configuration is at most ``n_values``, the number of parameter values the
+    file stores: each is a dimension of some parameter array of the model it describes (a width, a
+    channel count, the classes, an input side, the steps), so a larger one cannot match the stored
+    arrays, and building the model first would ask for its memory (units = 1e9: a MemoryError).
+    A Sequential's input shape and pool sizes size no array; only its layers' widths are checked."""
+    if arch == "sequential":
+        fields = [(f, v) for i, spec in enumerate(config.get("layers") or [])
+                  if isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[1], dict)
+                  for k, value in spec[1].items() if k in SEQUENTIAL_SIZES
+                  for f, v in _sizes(value, f"config['layers'][{i}][1][{k!r}]")]
+    else:
+        fields = list(_sizes(config))
+    for field, value in fields:
+        if value > max(n_values, 1):
+            raise CheckpointError(f"{path!r}: {field} = {value} is larger than all {n_values:,} parameter "
+                                  f"values the file stores, so the model it describes cannot match them "
+                                  f"(a damaged or edited configuration)")
+
+
+def _count_bad(a):
+    """'3 NaN and 1 infinite values', for an error message."""
+    return f"{int(numpy.isnan(a).sum())} NaN and {int(numpy.isinf(a).sum())} infinite values"
+
+
+def _rebuild(meta, path, n_values):
+    """A fresh model of the checkpoint's architecture and configuration; ``n_values``: the number of
+    parameter values the file stores (``_check_sizes``)."""
     from ..models import Sequential, build
     arch, config = meta["arch"], dict(meta["config"])
     if arch == "sequential":
         cls = Sequential
     else:
-        from ..models import ARCHITECTURES, names
+        from ..models import ARCHITECTURES, names, upgrade_config
         if arch not in names():
             raise CheckpointError(f"{path!r}: unknown architecture {arch!r}; this lrpnet knows "
                                   f"sequential, {', '.join(names())}")
         cls = ARCHITECTURES[arch]
+        config = upgrade_config(arch, config)     # options the stored model predates: what it was
     accepted = inspect.signature(cls.__init__).parameters
     if "dtype" in accepted or any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         config.setdefault("dtype", meta["dtype"])
+    _check_sizes(arch, config, n_values, path)
     try:
         model = Sequential(**config) if arch == "sequential" else build(arch, **config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, MemoryError) as e:
         raise CheckpointError(f"{path!r}: cannot rebuild architecture {arch!r} from the stored "
-                              f"configuration ({e})") from e
+                              f"configuration ({type(e).__name__}: {e})") from e
     if model.dtype.name != meta["dtype"]:
         raise CheckpointError(f"{path!r}: the rebuilt model is {model.dtype.name}, the checkpoint {meta['dtype']}")
     return model
@@ -233,7 +283,9 @@ def load(path, with_meta=False):
     path = os.fspath(path)
     arrays, meta = _open(path)
     stored = {k: a for k, a in arrays.items() if not k.startswith(OPT_PREFIX)}
-    model = _rebuild(meta, path)
+    if not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{path!r}: the configuration must be a JSON object, got {type(meta['config']).__name__}")
+    model = _rebuild(meta, path, sum(a.size for a in stored.values()))
     params = model.params
     stored = join_old_names(model, stored)
     missing = sorted(set(params) - set(stored))
@@ -248,6 +300,9 @@ def load(path, with_meta=False):
                                   f"{meta['arch']!r} expects {tuple(p.shape)}")
         if a.dtype != p.dtype:
             raise CheckpointError(f"{path!r}: parameter {k!r} is {a.dtype}, the model is {p.dtype}")
+        if not numpy.isfinite(a).all():
+            raise CheckpointError(f"{path!r}: parameter {k!r} holds {_count_bad(a)}; a model explains "
+                                  f"to NaN with them (the file is damaged, or was saved from a diverged run)")
     for k, p in params.items():
         p[...] = backend.asarray(stored[k])
     if not with_meta:
@@ -262,5 +317,10 @@ def load(path, with_meta=False):
                                                   if k.startswith(prefix)})
             if set(state[which]) != set(params):
                 raise CheckpointError(f"{path!r}: the optimizer state does not cover the model's parameters")
+            for k, a in state[which].items():
+                if a.dtype.kind != "f":
+                    raise CheckpointError(f"{path!r}: the optimizer's {which}[{k!r}] is {a.dtype}, not floats")
+                if not numpy.isfinite(a).all():
+                    raise CheckpointError(f"{path!r}: the optimizer's {which}[{k!r}] holds {_count_bad(a)}")
         meta["optimizer_state"] = state
     return model, meta

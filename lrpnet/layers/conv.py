@@ -4,7 +4,9 @@ x has shape (N, H, W, C_in), W has shape (kh, kw, C_in, C_out) (TensorFlow's lay
 and xpad is x padded with zeros. Padding follows TensorFlow:
 - ``"VALID"``: no padding; out = floor((in - k) / s) + 1;
 - ``"SAME"``: out = ceil(in / s); pad_total = max((out - 1) * s + k - in, 0); pad_before = pad_total // 2
-  and the rest (one more, when pad_total is odd) after.
+  and the rest (one more, when pad_total is odd) after;
+- explicit ``((top, bottom), (left, right))`` rows/columns of zeros (PyTorch's integer padding, which
+  ``lrpnet.io.from_torch`` converts): out = floor((in + before + after - k) / s) + 1.
 The bias takes the three forms of ``Dense`` (``"plain"``, ``"negsoftplus"`` = -softplus(b) <= 0, None).
 
 The operations are registered with ``lrpnet.backend`` so that Numba/CuPy kernels can replace them:
@@ -42,15 +44,22 @@ def pair(v, what):
 
 
 def check_padding(padding):
-    """``padding`` as "SAME" or "VALID" (either case), or a clear error."""
-    p = padding.upper() if isinstance(padding, str) else padding
-    if p not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; expected 'SAME' or 'VALID'")
-    return p
+    """``padding`` as "SAME" or "VALID" (either case), or explicit ((top, bottom), (left, right)) as a
+    tuple of non-negative int pairs, or a clear error."""
+    if isinstance(padding, str) and padding.upper() in PADDINGS:
+        return padding.upper()
+    if not isinstance(padding, str) and numpy.shape(padding) == (2, 2) and \
+            all(isinstance(v, (int, numpy.integer)) and v >= 0 for pair_ in padding for v in pair_):
+        return tuple(tuple(int(v) for v in pair_) for pair_ in padding)
+    raise ValueError(f"unknown padding {padding!r}; expected 'SAME', 'VALID' or ((top, bottom), (left, right))")
 
 
 def axis_pads(size, k, s, padding):
-    """(pad_before, pad_after, out) along one axis, as TensorFlow computes them (module docstring)."""
+    """(pad_before, pad_after, out) along one axis, as TensorFlow computes them (module docstring);
+    ``padding`` may be an explicit (before, after) pair."""
+    if not isinstance(padding, str):
+        before, after = padding
+        return before, after, (size + before + after - k) // s + 1
     if padding == "VALID":
         return 0, 0, (size - k) // s + 1
     out = -(-size // s)
@@ -61,8 +70,9 @@ def axis_pads(size, k, s, padding):
 def window_pads(x_shape, kernel, stride, padding):
     """((top, bottom, left, right), (out_h, out_w)) for windows ``kernel`` moving by ``stride`` over
     the H and W axes of an NHWC shape."""
-    top, bottom, oh = axis_pads(x_shape[1], kernel[0], stride[0], padding)
-    left, right, ow = axis_pads(x_shape[2], kernel[1], stride[1], padding)
+    rows, cols = (padding, padding) if isinstance(padding, str) else padding
+    top, bottom, oh = axis_pads(x_shape[1], kernel[0], stride[0], rows)
+    left, right, ow = axis_pads(x_shape[2], kernel[1], stride[1], cols)
     return (top, bottom, left, right), (oh, ow)
 
 

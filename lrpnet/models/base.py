@@ -14,16 +14,23 @@ back. The entry points (``forward``, ``predict``, ``loss_and_grads``, ``lrpnet.e
 from __future__ import annotations
 
 import contextlib
+import math
+import warnings
 
 import numpy
 
 from .. import backend
 from ..graph import Tape
-from ..losses import softmax_xent_zero_logit
 
 
 class Model:
     arch = "model"
+    # What the study's models read: pixels scaled by 2*x/255 - 1 into [-1, 1] (THESIS.md section 1),
+    # the bounds of DTD's z^B rule. ``check_input`` warns about values more than ``input_slack``
+    # outside this range, beyond [-10, 10]: raw 0..255 pixels, not standardised features (which
+    # reach 4 or 5 in a large batch). None turns the warning off (``model.input_range = None``).
+    input_range = (-1.0, 1.0)
+    input_slack = 9.0
 
     def __init__(self, config: dict, input_shape, n_classes: int, dtype="float32"):
         self.config = dict(config)          # everything ``build`` needs to make this model again
@@ -99,22 +106,52 @@ class Model:
     def check_input(self, x):
         """``x`` as an array of the active backend in the model's dtype, or a clear error. A host
         array is copied to the device for a GPU model; a device array given to a host model is an
-        error (copy it with ``backend.to_numpy`` first)."""
+        error (copy it with ``backend.to_numpy`` first). Integer input (raw pixels) is an error, and
+        values far outside ``input_range`` a warning (``check_values``)."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             x = numpy.asarray(x)
         if backend.device_of(x) == "gpu" and self.device != "gpu":
             raise backend.DeviceMismatch(f"{self.arch}: the input is a {backend.describe(x)} but the model "
                                          f"lives on the {self.device}: pass backend.to_numpy(x), or "
                                          f"move the model with model.to('cupy')")
-        if x.dtype.kind not in "fiu":
-            raise TypeError(f"{self.arch}: input must be a numeric array, got dtype {x.dtype}")
+        if x.dtype.kind in "iu":
+            raise TypeError(f"{self.arch}: input has integer dtype {x.dtype}; models read floating-point "
+                            f"values in [-1, 1]: scale uint8 pixels with lrpnet.data.scale_pixels "
+                            f"(2*x/255 - 1), or convert with x.astype('float32')")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.arch}: input must be a floating-point array, got dtype {x.dtype}")
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{self.arch}: expected input of shape (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(x.shape)}")
+                             f"got {tuple(x.shape)}{self._layout_hint(x.shape)}")
         x = backend.asarray(x, dtype=self.dtype)
-        if not bool(backend.xp().isfinite(x).all()):
-            raise ValueError(f"{self.arch}: input contains NaN or infinite values")
+        self.check_values(x)
         return x
+
+    def check_values(self, x):
+        """NaN or infinite values are an error; values more than ``input_slack`` outside
+        ``input_range`` a warning that names the range. One read of (min, max) from the device."""
+        if x.size == 0:
+            return
+        xp = backend.xp()
+        low, high = (float(v) for v in backend.to_numpy(xp.stack([x.min(), x.max()])))   # NaN propagates
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{self.arch}: input contains NaN or infinite values")
+        if self.input_range is None:
+            return
+        a, b = self.input_range
+        if low < a - self.input_slack or high > b + self.input_slack:
+            warnings.warn(f"{self.arch}: input values span [{low:g}, {high:g}], far outside the expected "
+                          f"range [{a:g}, {b:g}]: scale raw 0..255 pixels by 2*x/255 - 1 "
+                          f"(lrpnet.data.scale_pixels); for a model that reads other values, set "
+                          f"model.input_range = None", UserWarning, stacklevel=4)
+
+    def _layout_hint(self, shape):
+        """A hint when ``shape`` is the expected channels-last shape in PyTorch's (N, C, H, W) order."""
+        h_w_c = self.input_shape
+        if len(h_w_c) == 3 and len(shape) == 4 and tuple(shape[1:]) == (h_w_c[2], h_w_c[0], h_w_c[1]):
+            return ("; lrpnet images are channels-last (N, H, W, C) and this looks like PyTorch's "
+                    "(N, C, H, W): pass x.permute(0, 2, 3, 1) (NumPy: x.transpose(0, 2, 3, 1))")
+        return ""
 
     def check_labels(self, y, n):
         """``y`` as int64 labels of the active backend, checked on the host when given there (a
@@ -158,12 +195,12 @@ class Model:
 
     def loss_and_grads(self, x, y, train=False, rng=None):
         """The study's loss (softmax cross-entropy with an extra zero logit) and its gradient with
-        respect to every parameter: ``(loss, grads)`` with ``grads`` keyed like ``params``."""
+        respect to every parameter: ``(loss, grads)`` with ``grads`` keyed like ``params``. The pass
+        is ``lrpnet.training.backprop``, the one ``fit`` runs on every batch."""
+        from ..training import backprop
         with self.running():
-            tape, _, out = self.trace(x, train=train, rng=rng)
-            y = self.check_labels(y, out.value.shape[0])
-            loss, dlogits = softmax_xent_zero_logit(out.value, y)
-            return float(loss), self.param_grads(tape, out, dlogits)
+            loss, _, grads = backprop(self, x, y, train=train, rng=rng)
+            return float(loss), grads()
 
     def param_grads(self, tape, out, dlogits) -> dict:
         """The gradient of ``sum(dlogits * logits)`` with respect to every parameter (zero for a
