@@ -77,6 +77,15 @@ CELLS = {
              True),
     "conv_lateral": (lambda m, rng: ConvStack(m, "conv", H, 2, conv1=4, conv2=5, lateral=True, rng=rng,
                                               dtype="float64"), 5, True),
+    # the thesis code's pooling (TF's SAME average times 2) and its dropout places (identity here)
+    "conv_avg_x2": (lambda m, rng: ConvStack(m, "conv", H, 2, conv1=4, conv2=5, rng=rng, dtype="float64",
+                                             pool="avg_x2"), 5, True),
+    "conv_lateral_avg_x2": (lambda m, rng: ConvStack(m, "conv", H, 2, conv1=4, conv2=5, lateral=True, rng=rng,
+                                                     dtype="float64", pool="avg_x2"), 5, True),
+    "shallow_dropout": (lambda m, rng: ShallowCell(m, "cell", 8, hidden=5, state=4, rng=rng, dtype="float64",
+                                                   keep=0.8), 5, False),
+    "deep_v2_dropout": (lambda m, rng: Blocks(deep_blocks(m, "cell", 8, front=(5, 6), mid=5, state=4, rng=rng,
+                                                          dtype="float64", keep=0.8, stationary=False)), 5, False),
 }
 
 

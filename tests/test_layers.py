@@ -285,6 +285,54 @@ def test_pool_proportional_rule_conserves(cls, rng):
     numpy.testing.assert_allclose((x * back).sum(axis=(1, 2, 3)), relevance.sum(axis=(1, 2, 3)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("padding,size,stride,x_shape", [
+    ("SAME", 2, 2, (2, 5, 7, 2)), ("SAME", 3, 2, (1, 6, 5, 2)), ("VALID", 2, None, (2, 4, 6, 2))])
+def test_thesis_code_pool_gradcheck(padding, size, stride, x_shape, rng):
+    """The thesis code's pool, TF's average times 2 (``AvgPool2D(scale=2)``): central differences."""
+    assert_gradcheck(AvgPool2D(size, stride, padding, scale=2), distinct(rng, x_shape))
+
+
+@pytest.mark.parametrize("padding,size,stride,x_shape", [
+    ("SAME", 2, 2, (2, 5, 7, 2)), ("SAME", 2, 2, (1, 28, 7, 3)), ("SAME", 2, 2, (1, 14, 4, 3)),
+    ("VALID", 2, 2, (2, 4, 6, 2))])
+def test_thesis_code_pool_values(padding, size, stride, x_shape, rng):
+    """... and its values: the literal average times 2 (sum / 2 in a full 2x2 window, sum / count * 2
+    at a SAME edge)."""
+    x = distinct(rng, x_shape)
+    numpy.testing.assert_allclose(host(run(AvgPool2D(size, stride, padding, scale=2), dev(x))[0]),
+                                  2 * literal_pool(x, size, stride, padding, "avg"), rtol=1e-12, atol=1e-12)
+
+
+def test_thesis_code_pool_weighs_edge_cells_twice():
+    """3x3 of ones, 2x2 SAME windows (the pad after): a full window gives 4/2, the edge windows of two
+    real cells 2, the corner window of one 2: every edge cell counts twice what an inner one does."""
+    y = host(run(AvgPool2D(2, 2, "SAME", scale=2), dev(numpy.ones((1, 3, 3, 1))))[0])
+    numpy.testing.assert_array_equal(y[0, :, :, 0], [[2, 2], [2, 2]])
+    x = numpy.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    y = host(run(AvgPool2D(2, 2, "SAME", scale=2), dev(x))[0])
+    numpy.testing.assert_array_equal(y[0, :, :, 0], [[(1 + 2 + 4 + 5) / 2, 3 + 6], [7 + 8, 2 * 9]])
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        AvgPool2D(2, scale=0)
+
+
+def test_thesis_code_pool_proportional_rule_conserves(rng):
+    """The proportional rule on the scaled average conserves, and equals the literal form (the scale
+    cancels in x * (da/dx)^T (R / a)) and the plain average's relevance."""
+    from lrpnet import literal
+    x = distinct(rng, (2, 5, 7, 3)) + 10.0
+    relevance = rng.random((2, 3, 4, 3))
+    got = []
+    for scale in (2.0, 1.0):
+        layer = AvgPool2D(2, 2, "SAME", scale=scale)
+        a, cache = run(layer, dev(x))
+        (back,), _ = host(layer.backward(cache, dev(relevance) / a))
+        got.append(x * back)
+    numpy.testing.assert_allclose(got[0].sum(axis=(1, 2, 3)), relevance.sum(axis=(1, 2, 3)), rtol=1e-12)
+    numpy.testing.assert_allclose(got[0], got[1], rtol=1e-12)
+    want, _ = literal.pool_proportional("avgpool2d", x, relevance, (2, 2), (2, 2), "SAME")
+    numpy.testing.assert_allclose(got[0], want, rtol=1e-10)
+
+
 def test_pool_caches_are_small(rng):
     x = dev(rng.standard_normal((4, 28, 7, 8)))
     for layer in (SumPool2D(2, 2, "SAME"), AvgPool2D(2, 2, "SAME")):

@@ -8,6 +8,11 @@ Per step, on the slice x_t seen as an image (N, H, W/T, 1):
     p2_t = sumpool2x2/2(a2_t)                                   (SAME)
     out  = flatten(p2_t)                                        (28x7 slices: 7*2*32 = 448 values)
 
+``pool`` chooses the pooling: "sum" (THESIS.md section 3, the default) or "avg_x2", what the thesis's
+code computed (section 7): TensorFlow's average pool times 2, SAME, which is sum / 2 in a full 2x2
+window and, at the odd edge where the average counts only the real cells, sum / count * 2
+(``AvgPool2D(2, 2, "SAME", scale=2)``, ``lrpnet.layers.pool``). Both have no parameters.
+
 With ``lateral=True`` (Conv+Deep, Conv+R-LSTM-SD) each conv also sees its own output of the previous
 step, stacked on the channel axis: conv1 sees [x_t ; a1_{t-1}] (1 + conv1 channels) and conv2 sees
 [p1_t ; a2_{t-1}] (conv1 + conv2 channels); a1_0 = a2_0 = 0. The state is then (a1_{t-1}, a2_{t-1})
@@ -26,7 +31,18 @@ from __future__ import annotations
 from .. import backend
 from ..layers import Concat, Flatten, ReLU
 from ..layers.conv import Conv2D
-from ..layers.pool import SumPool2D
+from ..layers.pool import AvgPool2D, SumPool2D
+
+POOLS = ("sum", "avg_x2")
+
+
+def pooling(pool):
+    """A 2x2 stride-2 SAME pooling layer of kind ``pool`` (module docstring)."""
+    if pool == "sum":
+        return SumPool2D(2, 2, padding="SAME")
+    if pool == "avg_x2":
+        return AvgPool2D(2, 2, padding="SAME", scale=2.0)
+    raise ValueError(f"unknown pool {pool!r}; expected one of {', '.join(POOLS)}")
 
 
 def _halve(n):
@@ -36,7 +52,7 @@ def _halve(n):
 
 class ConvStack:
     def __init__(self, model, prefix, height, width, conv1=24, conv2=32, lateral=False, rng=None,
-                 dtype="float32"):
+                 dtype="float32", pool="sum"):
         self.lateral, self.dtype = bool(lateral), backend.resolve_dtype(dtype)
         self.c1, self.c2 = int(conv1), int(conv2)
         self.hw1 = (int(height), int(width))
@@ -49,11 +65,11 @@ class ConvStack:
         self.conv1 = model.add(f"{prefix}.conv1", Conv2D(1 + extra1, self.c1, 5, padding="SAME",
                                                          bias="negsoftplus", rng=rng, dtype=dtype))
         self.relu1 = model.add(f"{prefix}.conv1_relu", ReLU())
-        self.pool1 = model.add(f"{prefix}.pool1", SumPool2D(2, 2, padding="SAME"))
+        self.pool1 = model.add(f"{prefix}.pool1", pooling(pool))
         self.conv2 = model.add(f"{prefix}.conv2", Conv2D(self.c1 + extra2, self.c2, 3, padding="SAME",
                                                          bias="negsoftplus", rng=rng, dtype=dtype))
         self.relu2 = model.add(f"{prefix}.conv2_relu", ReLU())
-        self.pool2 = model.add(f"{prefix}.pool2", SumPool2D(2, 2, padding="SAME"))
+        self.pool2 = model.add(f"{prefix}.pool2", pooling(pool))
         self.flatten = model.add(f"{prefix}.flatten", Flatten())
 
     @property

@@ -11,7 +11,8 @@ A block without recurrence (``ReLUFront``, a conv stack without lateral connecti
 ``batched``: ``rows(tape, x)`` runs it on any number of rows at once (a model gives it all T steps'
 rows, ``lrpnet.models.recurrent``), and ``tail(tape, x_t)`` is what must still run step by step, its
 dropout (so that a naive mask is drawn per step and a stationary one reused, in the order of the
-generator's draws that running it step by step gives). Its ``step`` is ``tail(rows(x_t))``.
+generator's draws that running it step by step gives). Its ``step`` is ``tail(rows(x_t))``. A
+batched block after one whose tail drops out runs step by step (``RecurrentModel.segments``).
 """
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ class ReLUUnit:
 
 
 class ReLUFront:
-    """ReLU units in a row, without recurrence: R-LSTM's front layer ("front"), Deep's and DeepV2's
-    front layers (``prefix.front0``, ``prefix.front1``, ...). ``sizes``: the units' widths; ``names``:
-    their layer names. Dropout (keep probability ``keep``) only on the last unit's output.
+    """ReLU units in a row, without recurrence: R-LSTM's front layer ("front"), each of Deep's and
+    DeepV2's front layers (``prefix.front0``, ``prefix.front1``: one block per layer, ``deep_blocks``,
+    since DeepV2 drops after both). ``sizes``: the units' widths; ``names``: their layer names.
+    Dropout (keep probability ``keep``) only on the last unit's output.
 
     Batched (module docstring): ``rows`` is every unit's dense layer and ReLU, ``tail`` the dropout.
     """
@@ -76,12 +78,17 @@ class ReLUFront:
 
 class ShallowCell:
     """Shallow (THESIS.md section 3): hidden_t = relu(W [x_t ; r_t] - softplus(b)) (``hidden`` units),
-    r_{t+1} = relu(W' hidden_t - softplus(b')) (``state`` units). Output: hidden_t."""
+    r_{t+1} = relu(W' hidden_t - softplus(b')) (``state`` units). Output: hidden_t.
 
-    def __init__(self, model, prefix, n_in, hidden=256, state=256, rng=None, dtype="float32"):
+    With ``keep``, naive dropout on the hidden -> recurrent path only (layer ``prefix.hidden_drop``,
+    THESIS.md section 7): r_{t+1} reads the dropped hidden_t, the read-out the undropped one.
+    """
+
+    def __init__(self, model, prefix, n_in, hidden=256, state=256, rng=None, dtype="float32", keep=None):
         self.state_size, self.dtype = int(state), backend.resolve_dtype(dtype)
         self.concat = model.add(f"{prefix}.concat", Concat())
         self.hidden = ReLUUnit(model, f"{prefix}.hidden", n_in + self.state_size, hidden, rng, dtype)
+        self.hidden_drop = None if keep is None else model.add(f"{prefix}.hidden_drop", Dropout(keep))
         self.recur = ReLUUnit(model, f"{prefix}.state", hidden, self.state_size, rng, dtype)
 
     def initial_state(self, tape, n):
@@ -89,28 +96,33 @@ class ShallowCell:
 
     def step(self, tape, x, r):
         h = self.hidden(tape, self.concat(tape, x, r))
-        return h, self.recur(tape, h)
+        to_state = h if self.hidden_drop is None else self.hidden_drop(tape, h)
+        return h, self.recur(tape, to_state)
 
 
 class DeepCell:
     """Deep / DeepV2 / ConvDeep's recurrent part (THESIS.md section 3), after their front layers
-    (a ``ReLUFront``: (256,) for Deep, (128, 256) for DeepV2, (128,) on ConvDeep's 448 conv features),
-    whose output a_t it reads: m_t = relu(W [a_t ; r_t] - softplus(b)) (``mid`` units);
+    (``ReLUFront`` blocks: 256 for Deep, 128 then 256 for DeepV2, 128 on ConvDeep's 448 conv
+    features), whose output a_t it reads: m_t = relu(W [a_t ; r_t] - softplus(b)) (``mid`` units);
     r_{t+1} = relu(W' m_t - softplus(b')) (``state`` units). Output: m_t.
 
-    With ``keep`` (Deep-SD), dropout sits on [a_t ; r_t] and on m_t (and, in the front, on its last
-    layer); the dropped m_t feeds both r_{t+1} and the read-out. ``stationary=True`` reuses one mask
-    per sequence.
+    With ``keep``, dropout sits where the thesis's code put it (THESIS.md section 7): on [a_t ; r_t]
+    (``prefix.concat_drop``) and on the path m_t -> r_{t+1} (``prefix.mid_drop``). The output is the
+    undropped m_t: the read-out at step T draws its own mask (the model's ``readout_drop``).
+    ``stationary=True`` (Deep-SD) reuses one mask per sequence, ``False`` draws a fresh one per step.
     """
 
     def __init__(self, model, prefix, n_in, mid=128, state=256, rng=None, dtype="float32",
                  keep=None, stationary=True):
         self.state_size, self.dtype = int(state), backend.resolve_dtype(dtype)
+
+        def dropout(name):
+            return None if keep is None else model.add(f"{prefix}.{name}", Dropout(keep, stationary=stationary))
+
         self.concat = model.add(f"{prefix}.concat", Concat())
-        self.concat_drop = None if keep is None else model.add(f"{prefix}.concat_drop",
-                                                              Dropout(keep, stationary=stationary))
-        self.mid = ReLUUnit(model, f"{prefix}.mid", n_in + self.state_size, mid, rng, dtype,
-                            keep=keep, stationary=stationary)
+        self.concat_drop = dropout("concat_drop")
+        self.mid = ReLUUnit(model, f"{prefix}.mid", n_in + self.state_size, mid, rng, dtype)
+        self.mid_drop = dropout("mid_drop")
         self.recur = ReLUUnit(model, f"{prefix}.state", mid, self.state_size, rng, dtype)
 
     def initial_state(self, tape, n):
@@ -121,13 +133,18 @@ class DeepCell:
         if self.concat_drop is not None:
             z = self.concat_drop(tape, z)
         m = self.mid(tape, z)
-        return m, self.recur(tape, m)
+        to_state = m if self.mid_drop is None else self.mid_drop(tape, m)
+        return m, self.recur(tape, to_state)
 
 
 def deep_blocks(model, prefix, n_in, front=(256,), mid=128, state=256, rng=None, dtype="float32",
                 keep=None, stationary=True):
-    """Deep's two blocks: its front layers (``prefix.front<k>``, dropout on the last) and its recurrent
-    part, drawn in that order."""
-    names = [f"{prefix}.front{k}" for k in range(len(front))]
-    first = ReLUFront(model, names, n_in, front, rng, dtype, keep=keep, stationary=stationary)
-    return [first, DeepCell(model, prefix, first.n_out, mid, state, rng, dtype, keep=keep, stationary=stationary)]
+    """Deep's blocks: one ``ReLUFront`` per front layer (``prefix.front<k>``, each with dropout on its
+    output when ``keep`` is given: Deep's and ConvDeep's one front layer, and DeepV2's two, THESIS.md
+    section 7), then its recurrent part, drawn in that order."""
+    blocks, n = [], n_in
+    for k, size in enumerate(front):
+        blocks.append(ReLUFront(model, [f"{prefix}.front{k}"], n, (size,), rng, dtype, keep=keep,
+                                stationary=stationary))
+        n = blocks[-1].n_out
+    return blocks + [DeepCell(model, prefix, n, mid, state, rng, dtype, keep=keep, stationary=stationary)]

@@ -11,9 +11,10 @@ import zlib
 
 import numpy as np
 
-__all__ = ["SEED", "seed_sequence", "stratified_split", "stratified_folds"]
+__all__ = ["SEED", "THESIS_SEED", "seed_sequence", "stratified_split", "stratified_folds", "thesis_folds"]
 
 SEED = 2018  # the root of every seed in lrpnet.data (the thesis's year)
+THESIS_SEED = 71  # the seed of the thesis's own code (THESIS.md section 7)
 
 
 def seed_sequence(*parts) -> np.random.SeedSequence:
@@ -55,3 +56,28 @@ def stratified_folds(labels, n_folds: int, seed: int):
     labels = np.asarray(labels)
     kfold = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return [np.sort(test) for _, test in kfold.split(np.zeros(len(labels)), labels)]
+
+
+def thesis_folds(labels, n_train: int, n_folds: int = 7, seed: int = THESIS_SEED):
+    """The test index arrays (into ``labels``, each sorted ascending) of the thesis code's
+    cross-validation (THESIS.md section 7), for source labels ordered official train (the first
+    ``n_train``) then official test.
+
+    The code split the official train set unstratified into 80% train / 20% validation
+    (``train_test_split(test_size=0.2, random_state=71)``), stacked train, validation and test (70,000
+    samples for MNIST) in that order and cut the stack with ``StratifiedKFold(7, shuffle=True,
+    random_state=71)``; each fold trains on the other 60,000 samples and its 10,000 test samples
+    double as the validation set. The same calls, in the same order, on the same labels, give the
+    same folds as the code's for the scikit-learn release that runs here: StratifiedKFold assigns
+    folds differently since scikit-learn 0.22 (the thesis ran an older release), so the folds follow
+    its scheme and seed but are not bit-identical to its folds.
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # heavy import, only for CV
+
+    labels = np.asarray(labels)
+    if not 0 < n_train <= len(labels):
+        raise ValueError(f"n_train must be in (0, {len(labels)}], got {n_train}")
+    train, val = train_test_split(np.arange(n_train), test_size=0.2, random_state=seed)
+    stacked = np.concatenate([train, val, np.arange(n_train, len(labels))])
+    kfold = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return [np.sort(stacked[test]) for _, test in kfold.split(np.zeros(len(stacked)), labels[stacked])]

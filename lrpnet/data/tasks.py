@@ -21,7 +21,10 @@ Splits (``lrpnet.data.splits``; all seeds derive from ``SEED`` = 2018):
   val (seed ``("split", dataset)``), and the 10,000 official test samples;
 - cross-validation: 7 stratified folds over all 70,000 samples (StratifiedKFold, shuffle,
   random_state=SEED); fold k: test = fold k, and the other 60,000 split 80/20 stratified into
-  train / val (seed ``("cv-split", dataset, n_folds, k)``).
+  train / val (seed ``("cv-split", dataset, n_folds, k)``);
+- the thesis code's cross-validation (``cv="thesis"``, ``splits.thesis_folds``): StratifiedKFold(7,
+  seed 71) over train, validation and test stacked; fold k trains on the other 60,000 samples, and
+  its 10,000 test samples are also its validation set (the same composed samples).
 The base splits depend on the dataset only, so all tasks of a dataset share them; the partners of
 a combined task are drawn with seed ``("compose", task, split, scheme)``.
 """
@@ -36,11 +39,12 @@ from .dataset import Dataset
 from .sources import data_dir as resolve_dir
 from .sources import clear_cache as clear_source_cache
 from .sources import load_source
-from .splits import SEED, seed_sequence, stratified_folds, stratified_split
+from .splits import SEED, seed_sequence, stratified_folds, stratified_split, thesis_folds
 
 __all__ = ["TASKS", "Task", "Fold", "task_names", "load_task", "cv_folds", "compose", "clear_cache"]
 
 SPLITS = ("train", "val", "test")
+CV_SCHEMES = ("lrpnet", "thesis")    # how folds are cut (module docstring)
 VAL_FRACTION = 0.2
 
 
@@ -128,13 +132,15 @@ def compose(labels, kind: str, n_blocks: int, rng):
 
 
 @functools.lru_cache(maxsize=8)
-def _cv_tests(dataset: str, root: str, n_folds: int):
+def _cv_tests(dataset: str, root: str, n_folds: int, cv: str = "lrpnet"):
     """The test indices of each fold (cached: StratifiedKFold over 70,000 labels takes a while)."""
     source = load_source(dataset, root, download_missing=False)
+    if cv == "thesis":
+        return tuple(thesis_folds(source.labels, source.n_train, n_folds))
     return tuple(stratified_folds(source.labels, n_folds, seed=SEED))
 
 
-def _split_indices(dataset, source, root, fold, n_folds):
+def _split_indices(dataset, source, root, fold, n_folds, cv="lrpnet"):
     """{"train", "val", "test"} -> sorted indices into the source arrays."""
     if fold is None:
         train_val = np.arange(source.n_train)
@@ -145,53 +151,61 @@ def _split_indices(dataset, source, root, fold, n_folds):
             raise ValueError(f"n_folds must be >= 2, got {n_folds}")
         if not 0 <= fold < n_folds:
             raise ValueError(f"fold {fold} outside 0..{n_folds - 1} for n_folds={n_folds}")
-        tests = _cv_tests(dataset, root, n_folds)
+        tests = _cv_tests(dataset, root, n_folds, cv)
         test = tests[fold]
         train_val = np.setdiff1d(np.arange(len(source.labels)), test, assume_unique=True)
+        if cv == "thesis":                   # no validation split: the test fold is also the val set
+            return {"train": train_val, "val": test, "test": test}
         seed = seed_sequence("cv-split", dataset, n_folds, fold)
     rest, held = stratified_split(source.labels[train_val], VAL_FRACTION, seed)
     return {"train": train_val[rest], "val": train_val[held], "test": test}
 
 
-def _build(name, split, source, indices, fold, n_folds) -> Dataset:
+def _build(name, split, source, indices, fold, n_folds, cv="lrpnet") -> Dataset:
     task = _task(name)
-    scheme = "official" if fold is None else f"cv{n_folds}-{fold}"
-    rng = np.random.default_rng(seed_sequence("compose", name, split, scheme))
+    scheme = "official" if fold is None else f"cv{n_folds}-{fold}" if cv == "lrpnet" else f"thesis-cv{n_folds}-{fold}"
+    drawn_as = "test" if fold is not None and cv == "thesis" and split == "val" else split   # val = test
+    rng = np.random.default_rng(seed_sequence("compose", name, drawn_as, scheme))
     blocks, masks = compose(source.labels[indices], task.kind, task.n_blocks, rng)
     return Dataset(name, split, source.images, source.labels, indices[blocks],
                    source.labels[indices], masks, fold)
 
 
 def load_task(name: str, split: str = "train", data_dir=None, *, fold: int | None = None,
-              n_folds: int = 7, download: bool = True) -> Dataset:
+              n_folds: int = 7, download: bool = True, cv: str = "lrpnet") -> Dataset:
     """One split ("train", "val" or "test") of task ``name`` (see ``task_names()``).
 
     data_dir: the data directory (default ``LRPNET_DATA`` or the user cache, see ``data_dir()``).
     fold:     None for the official split (48,000 / 12,000 / 10,000), else a cross-validation fold
               0..n_folds-1 (train / val / test = 48,000 / 12,000 / 10,000 for n_folds=7).
     download: fetch missing files from the official mirrors (else fail with DataNotFoundError).
+    cv:       how folds are cut: "lrpnet" or "thesis" (60,000 / 10,000 / the same 10,000; module docstring).
     """
     task = _task(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if cv not in CV_SCHEMES:
+        raise ValueError(f"unknown cross-validation scheme {cv!r}; expected one of {CV_SCHEMES}")
     source = load_source(task.dataset, data_dir, download_missing=download)
     root = str(resolve_dir(data_dir).resolve())
-    indices = _split_indices(task.dataset, source, root, fold, n_folds)[split]
-    return _build(name, split, source, indices, fold, n_folds)
+    indices = _split_indices(task.dataset, source, root, fold, n_folds, cv)[split]
+    return _build(name, split, source, indices, fold, n_folds, cv)
 
 
-def cv_folds(name: str, n_folds: int = 7, data_dir=None, *, download: bool = True) -> list:
+def cv_folds(name: str, n_folds: int = 7, data_dir=None, *, download: bool = True, cv: str = "lrpnet") -> list:
     """The ``n_folds`` cross-validation folds of task ``name``: a list of ``Fold(train, val,
     test)``; ``cv_folds(name)[k].test`` equals ``load_task(name, "test", fold=k)``."""
     task = _task(name)
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    if cv not in CV_SCHEMES:
+        raise ValueError(f"unknown cross-validation scheme {cv!r}; expected one of {CV_SCHEMES}")
     source = load_source(task.dataset, data_dir, download_missing=download)
     root = str(resolve_dir(data_dir).resolve())
     folds = []
     for k in range(n_folds):
-        indices = _split_indices(task.dataset, source, root, k, n_folds)
-        folds.append(Fold(*(_build(name, s, source, indices[s], k, n_folds) for s in SPLITS)))
+        indices = _split_indices(task.dataset, source, root, k, n_folds, cv)
+        folds.append(Fold(*(_build(name, s, source, indices[s], k, n_folds, cv) for s in SPLITS)))
     return folds
 
 

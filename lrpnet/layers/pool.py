@@ -2,11 +2,19 @@
 
     max:  y[n, p, q, c] = max_{i,j} xpad[n, s_h*p + i, s_w*q + j, c]
     sum:  y[n, p, q, c] = sum_{i,j} xpad[n, s_h*p + i, s_w*q + j, c]          (the study's ConvDeep)
-    avg:  y[n, p, q, c] = sum / (number of real, non-padded inputs in the window)
+    avg:  y[n, p, q, c] = scale * sum / (number of real, non-padded inputs in the window)
 
 Padding follows TensorFlow (see ``conv.py``): "VALID" or "SAME" (out = ceil(in / stride), the odd pad
 after). With SAME, max pool pads with -inf so padding never wins, sum pool pads with 0, and average
 pool divides by the count of real inputs, as ``tf.nn.avg_pool`` does.
+
+The average's ``scale`` (1 by default) is there for the thesis's code (THESIS.md section 7), whose
+"sum pool" was ``tf.nn.avg_pool(x, 2x2, SAME) * 2``: sum / 2 in a full 2x2 window, but at the odd edge
+of a SAME pooling the average counts only the real cells, so a window of two real cells gives their
+sum and a corner window of one gives 2x. ``AvgPool2D(2, 2, "SAME", scale=2)`` computes exactly that
+(``lrpnet.cells.conv_stack``, ``pool="avg_x2"``). The scale multiplies the registered average (and
+its vector-Jacobian product), so the kernels need nothing new. The proportional rule does not see the
+scale (it cancels in x * (da/dx)^T (R / a)).
 
 ``backward(cache, dy)`` is the vector-Jacobian product, and works for any dy of the output's shape,
 not only gradients: the pooling rule of LRP (THESIS.md section 4) is R_in = x * backward(R / a).
@@ -151,13 +159,23 @@ class SumPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
+    """The window average (TensorFlow's SAME average at the edges) times ``scale`` (module docstring)."""
     kind = "avgpool2d"
+
+    def __init__(self, size=2, stride=None, padding="VALID", scale=1.0):
+        super().__init__(size, stride, padding)
+        self.scale = float(scale)
+        if not self.scale > 0:
+            raise ValueError(f"average pool scale must be > 0, got {scale!r}")
 
     def forward(self, tape, x):
         self.check_input(x.shape)
-        return backend.op("avgpool2d_forward")(x, self.size, self.stride, self.pads(x.shape)), tuple(x.shape)
+        y = backend.op("avgpool2d_forward")(x, self.size, self.stride, self.pads(x.shape))
+        return (y if self.scale == 1.0 else y * y.dtype.type(self.scale)), tuple(x.shape)
 
     def backward(self, x_shape, dy):
+        if self.scale != 1.0:
+            dy = dy * dy.dtype.type(self.scale)
         return (backend.op("avgpool2d_backward")(dy, x_shape, self.size, self.stride, self.pads(x_shape)),), {}
 
 

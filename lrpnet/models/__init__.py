@@ -26,6 +26,32 @@ def build(name: str, **config) -> Model:
     return ARCHITECTURES[name](**config)
 
 
+def options(name: str) -> dict:
+    """The options architecture ``name`` takes (``dropout``, ``relu_bias``, ``pool``: the module
+    docstring of ``lrpnet.models.recurrent``) with their defaults; {} for "sequential"."""
+    import inspect
+    _load_architectures()
+    if name == "sequential":
+        return {}
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; expected one of {', '.join(names())}")
+    from .recurrent import OPTIONS
+    accepted = inspect.signature(ARCHITECTURES[name].__init__).parameters
+    return {k: accepted[k].default for k in OPTIONS if k in accepted}
+
+
+def upgrade_config(name: str, config: dict) -> dict:
+    """``config`` (a model's stored configuration) with the options it predates set to what the model
+    it describes was (the architecture's ``legacy_config``: Shallow, Deep, DeepV2, ConvDeep and
+    Conv+Deep had no dropout before the ``dropout`` option); a new dict. What ``lrpnet.io.load`` calls
+    before rebuilding a checkpoint's model."""
+    _load_architectures()
+    config = dict(config)
+    for key, value in getattr(ARCHITECTURES.get(name), "legacy_config", {}).items():
+        config.setdefault(key, value)
+    return config
+
+
 def names() -> list:
     """The names ``build`` accepts for the study's recurrent architectures."""
     _load_architectures()
@@ -36,4 +62,4 @@ def _load_architectures():
     from . import recurrent  # noqa: F401  (registers the architectures)
 
 
-__all__ = ["Model", "Sequential", "build", "names", "architecture", "ARCHITECTURES"]
+__all__ = ["Model", "Sequential", "build", "names", "options", "upgrade_config", "architecture", "ARCHITECTURES"]

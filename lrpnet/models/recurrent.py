@@ -14,8 +14,9 @@ image cut by ``TimeSlices`` (layer "slices"), or the per-step outputs of the blo
 ("step<t>"), then the batched block's ``tail`` (its dropout, drawn step by step, so the masks and the
 order of the generator's draws are those of running step by step). A chain (or, batched, a
 recurrent run) that starts at the image reads step t through ``TimeSlice`` ("slice<t>"). Batched,
-Deep, DeepV2, R-LSTM(-SD), ConvDeep and ConvR-LSTM-SD run their front (and conv stack) in one pass;
-Conv+Deep and Conv+R-LSTM-SD run their lateral conv stack step by step (every layer of it is on the
+Deep, R-LSTM(-SD), ConvDeep and ConvR-LSTM-SD run their front (and conv stack) in one pass, DeepV2
+its first front layer (its second reads the first's dropped output, so it runs step by step; without
+dropout both run batched); Conv+Deep and Conv+R-LSTM-SD run their lateral conv stack step by step (every layer of it is on the
 recurrence: conv1 reads a1_{t-1}, pool1 and conv2 read a1_t, conv2 reads a2_{t-1}) and only their
 front layer batched; Shallow, LSTM, GRU and R-GRU have nothing outside the recurrence. Both ways give
 the same values, gradients and relevance (to float rounding; ``tests/test_architectures.py``).
@@ -27,9 +28,41 @@ T times, T^2 N F work for a front of width F (0.8x for Deep at 256 samples). It 
 where it means T times fewer, larger launches; that is to be measured.
 
 Every constructor takes ``(input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32",
-keep=0.8, **sizes)``; the default sizes are the thesis's, and ``model.config`` holds every argument so
-that ``build(model.arch, **model.config)`` makes the same model again. ``keep`` is the dropout keep
-probability in training (used by the -SD models and the naive R-LSTM; accepted and unused elsewhere).
+keep=0.8, **sizes)`` and the options below; the default sizes are the thesis's, and ``model.config``
+holds every argument so that ``build(model.arch, **model.config)`` makes the same model again (a
+checkpoint stores it, and a sweep job passes its ``model`` options). ``keep`` is the dropout keep
+probability in training (accepted and unused by LSTM, GRU and R-GRU, which have no dropout).
+
+Options: the thesis as its text describes it is the default; what its code computed instead
+(THESIS.md section 7) is an option, so each difference can be switched on alone.
+
+- ``dropout`` (Shallow, Deep, Deep-SD, DeepV2, ConvDeep, Conv+Deep): "thesis" (default) drops where the
+  thesis's code did (section 7), "none" not at all. Shallow: naive, on the hidden -> recurrent path
+  (``cell.hidden_drop``). Deep, DeepV2, ConvDeep, Conv+Deep: naive, on each front layer's output
+  (``cell.front<k>_drop``: DeepV2 after both its input layers), on [front ; r_t] (``cell.concat_drop``),
+  on mid -> r (``cell.mid_drop``) and, with a fresh mask, on mid at step T before the read-out
+  (``readout_drop``). Deep-SD: the same places, stationary (one mask per sequence) except the
+  read-out's, which is naive as in the code. The R-LSTM models keep their dropout (section 3) and
+  take no option. Dropout is the identity at test time and in explanations.
+- ``relu_bias`` (every architecture with ReLU units; not LSTM, GRU, R-GRU): "softplus" (default): each
+  ReLU unit computes relu(W x - softplus(b)) with softplus(b) starting at 0.01 and trained (section 3);
+  "zero": what the code's b = log(e^0 - 1) = -inf gave, every effective ReLU bias exactly 0 and never
+  trained. lrpnet stores b = ``ZERO_BIAS`` = -1e4 instead of -inf: softplus(-1e4) underflows to
+  exactly 0 and so does its derivative sigmoid(-1e4), in float16, float32 and float64, so the bias
+  is exactly 0, its gradient is exactly 0 and Adam moves b by exactly 0; a finite value, because a
+  checkpoint holds finite weights. The read-out, which the code also wrote as x W - softplus(b), then
+  has that bias (exactly 0, untrained) instead of a plain trained one; the parameter names and
+  counts stay.
+- ``pool`` (the conv models): "sum" (default, section 3) or "avg_x2", the code's TensorFlow average
+  pool times 2 with SAME padding (``lrpnet.cells.conv_stack``).
+
+Checkpoints written before these options existed have no such keys in their configuration. They
+load as the model they hold (``lrpnet.models.upgrade_config``): Shallow, Deep, DeepV2, ConvDeep and
+Conv+Deep had no dropout, so their old configurations load with ``dropout="none"`` (the same
+predictions and explanations, as with any dropout, and continued training stays without dropout);
+``relu_bias`` and ``pool`` take their defaults, which are what every model was before. Deep-SD keeps
+its stationary dropout; only its read-out mask is new (before, the read-out saw the stationary mask of
+mid), which changes nothing outside training.
 
 What a model exposes for explanation: ``model.T`` (number of steps), ``model.columns`` (image columns
 per step), ``model.steps`` (the column range [start, stop) of every step; relevance per step is the
@@ -41,20 +74,27 @@ from __future__ import annotations
 
 import numpy
 
-from ..cells.conv_stack import ConvStack
+from ..cells.conv_stack import POOLS, ConvStack
 from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
 from ..cells.relu_blocks import ReLUFront, ReLUUnit, ShallowCell, deep_blocks
 from ..cells.rlstm import RLSTMCell
-from ..layers import Dense, StackSteps, StepRows, TimeSlice, TimeSlices
+from ..layers import Dense, Dropout, StackSteps, StepRows, TimeSlice, TimeSlices
 from . import architecture
 from .base import Model
+
+# the options of the architectures (module docstring): name -> allowed values, the default first
+OPTIONS = {"dropout": ("thesis", "none"), "relu_bias": ("softplus", "zero"), "pool": POOLS}
+ZERO_BIAS = -1e4     # relu_bias="zero": softplus(b) and sigmoid(b) are exactly 0 (module docstring)
 
 
 class RecurrentModel(Model):
     """Slices the image into T steps, runs ``self.chain`` over them and ``self.head`` on the last output."""
     as_image = False          # conv models see each slice as an (H, W/T, 1) image
     batch_steps = False       # True: blocks without recurrence run on all steps at once (module docstring)
+    relu_bias = "softplus"    # set by _setup for the architectures that take the option
+    dropout_keep = None       # keep probability of the ``dropout`` option's layers, None without
+    legacy_config: dict = {}  # what a configuration saved before an option existed meant (module docstring)
 
     def _setup(self, args: dict):
         """Check the shared constructor arguments; returns the init rng."""
@@ -77,12 +117,18 @@ class RecurrentModel(Model):
             raise ValueError(f"{self.arch}: n_classes must be a positive int, got {config['n_classes']!r}")
         if not 0.0 < float(config["keep"]) <= 1.0:
             raise ValueError(f"{self.arch}: dropout keep probability must be in (0, 1], got {config['keep']!r}")
+        for option, allowed in OPTIONS.items():
+            if option in config and config[option] not in allowed:
+                raise ValueError(f"{self.arch}: unknown {option} {config[option]!r}; expected one of "
+                                 f"{', '.join(map(repr, allowed))}")
         config["input_shape"] = list(shape)
         Model.__init__(self, config, shape, config["n_classes"], config["dtype"])
         self.T, self.height, self.columns = int(T), height, width // int(T)
         self.steps = tuple((t * self.columns, (t + 1) * self.columns) for t in range(self.T))
         self.n_in = height * self.columns          # values per step, flattened
         self.keep = float(config["keep"])
+        self.relu_bias = config.get("relu_bias", "softplus")
+        self.dropout_keep = self.keep if config.get("dropout") == "thesis" else None
         self.chain, self.head = [], []
         return numpy.random.default_rng(config["seed"])
 
@@ -92,9 +138,8 @@ class RecurrentModel(Model):
         segments = self.segments(batched=True)
         if segments[-1][0]:
             raise ValueError(f"{self.arch}: the chain must end with a recurrent block")
-        for batched, blocks in segments:            # a tail runs per step: only before a recurrent block
-            if batched and any(getattr(b, "drop", None) is not None for b in blocks[:-1]):
-                raise ValueError(f"{self.arch}: only the last of consecutive batched blocks may end with dropout")
+        if self.relu_bias == "zero":
+            self._zero_relu_biases()
         T = self.T
         self.slices = [self.add(f"slice{t}", TimeSlice(t, T, as_image=self.as_image)) for t in range(T)]
         if segments[0][0]:
@@ -104,15 +149,28 @@ class RecurrentModel(Model):
         if any(batched for batched, _ in segments):
             self.step_rows = [self.add(f"step{t}", StepRows(t, T)) for t in range(T)]
 
+    def _zero_relu_biases(self):
+        """``relu_bias="zero"`` (module docstring): b = ``ZERO_BIAS`` in every layer whose bias is
+        -softplus(b), so that bias is exactly 0 and its gradient too."""
+        for layer in self.layers.values():
+            if getattr(layer, "bias_mode", None) == "negsoftplus":
+                layer.params["b"][...] = ZERO_BIAS
+
     def segments(self, batched=None):
         """The chain cut into runs of blocks, [(batched, [blocks])]; a batched run runs on all steps at
         once. Without batching (``batched=False``; default ``self.batch_steps``) the whole chain is one
-        recurrent run, every block going step by step (a batched block by its ``step``)."""
+        recurrent run, every block going step by step (a batched block by its ``step``).
+
+        A batched run's rows pass through only its last block's ``tail``, step by step, so a run ends
+        at a block with dropout; the batched block after it runs step by step, in the recurrent run
+        that follows (its rows would need the masks of every step before the first of its own, and
+        the generator must draw them in the order of running step by step: DeepV2's second front layer)."""
         if not (self.batch_steps if batched is None else batched):
             return [(False, list(self.chain))]
         segments = []
         for block in self.chain:
-            alone = getattr(block, "batched", False)
+            after_drop = bool(segments) and segments[-1][0] and getattr(segments[-1][1][-1], "drop", None) is not None
+            alone = getattr(block, "batched", False) and not after_drop
             if segments and segments[-1][0] == alone:
                 segments[-1][1].append(block)
             else:
@@ -152,54 +210,66 @@ class RecurrentModel(Model):
         return out
 
     def _linear_out(self, rng, n_in):
-        """The read-out: a plain linear layer to the class scores."""
-        return self.add("out", Dense(n_in, self.n_classes, bias="plain", rng=rng, dtype=self.dtype))
+        """The read-out: a linear layer to the class scores, with a plain bias (with ``relu_bias="zero"``
+        the code's -softplus(b), exactly 0 and untrained: module docstring)."""
+        bias = "negsoftplus" if self.relu_bias == "zero" else "plain"
+        return self.add("out", Dense(n_in, self.n_classes, bias=bias, rng=rng, dtype=self.dtype))
 
     def _deep_head(self, rng, mid, top):
-        """Deep's read-out at step T: mid -> ``top`` ReLU -> linear n_classes."""
-        return [ReLUUnit(self, "top", mid, top, rng, self.dtype), self._linear_out(rng, top)]
+        """Deep's read-out at step T: [naive dropout on mid ->] ``top`` ReLU -> linear n_classes."""
+        drop = [] if self.dropout_keep is None else [self.add("readout_drop", Dropout(self.dropout_keep))]
+        return drop + [ReLUUnit(self, "top", mid, top, rng, self.dtype), self._linear_out(rng, top)]
 
 
 # -- ReLU networks --------------------------------------------------------------------------------
 @architecture("shallow")
 class Shallow(RecurrentModel):
-    """[x_t ; r_t] -> ``hidden`` ReLU -> r_{t+1}: ``state`` ReLU; linear n_classes from hidden at T [184,330]."""
+    """[x_t ; r_t] -> ``hidden`` ReLU -> r_{t+1}: ``state`` ReLU; linear n_classes from hidden at T [184,330].
+    Naive dropout on the hidden -> recurrent path (``dropout="thesis"``)."""
+    legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 hidden=256, state=256):
+                 hidden=256, state=256, dropout="thesis", relu_bias="softplus"):
         rng = self._setup(locals())
-        chain = [ShallowCell(self, "cell", self.n_in, hidden, state, rng, self.dtype)]
+        chain = [ShallowCell(self, "cell", self.n_in, hidden, state, rng, self.dtype, keep=self.dropout_keep)]
         self._connect(chain, [self._linear_out(rng, hidden)])
 
 
 @architecture("deep")
 class Deep(RecurrentModel):
     """x_t -> ``front`` ReLU; [that ; r_t] -> ``mid`` ReLU -> r_{t+1}: ``state`` ReLU; at T: mid -> ``top``
-    ReLU -> n_classes [153,578]. No dropout (Deep-SD is this with stationary dropout)."""
+    ReLU -> n_classes [153,578]. Naive dropout on front, on [front ; r_t], on mid -> r and on mid at
+    step T before the read-out (``dropout="thesis"``; Deep-SD: stationary)."""
     stationary_dropout = False
+    legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 front=256, mid=128, state=256, top=32):
+                 front=256, mid=128, state=256, top=32, dropout="thesis", relu_bias="softplus"):
         rng = self._setup(locals())
-        keep = self.keep if self.stationary_dropout else None
-        chain = deep_blocks(self, "cell", self.n_in, (front,), mid, state, rng, self.dtype, keep=keep, stationary=True)
+        chain = deep_blocks(self, "cell", self.n_in, (front,), mid, state, rng, self.dtype,
+                            keep=self.dropout_keep, stationary=self.stationary_dropout)
         self._connect(chain, self._deep_head(rng, mid, top))
 
 
 @architecture("deep_sd")
 class DeepSD(Deep):
-    """Deep with stationary dropout on the front layer, on [front ; r_t] and on the mid layer."""
+    """Deep with stationary dropout on the front layer, on [front ; r_t] and on mid -> r, and a fresh
+    (naive) mask on mid at step T before the read-out, as the thesis's code drew it (section 7)."""
     stationary_dropout = True
+    legacy_config = {}        # it had its stationary dropout before the option existed
 
 
 @architecture("deep_v2")
 class DeepV2(RecurrentModel):
-    """Deep with x_t -> ``front1`` -> ``front2`` ReLU before the concatenation [161,386]."""
+    """Deep with x_t -> ``front1`` -> ``front2`` ReLU before the concatenation [161,386]; naive dropout as
+    Deep's and also after the second input layer (``dropout="thesis"``)."""
+    legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 front1=128, front2=256, mid=128, state=256, top=32):
+                 front1=128, front2=256, mid=128, state=256, top=32, dropout="thesis", relu_bias="softplus"):
         rng = self._setup(locals())
-        chain = deep_blocks(self, "cell", self.n_in, (front1, front2), mid, state, rng, self.dtype)
+        chain = deep_blocks(self, "cell", self.n_in, (front1, front2), mid, state, rng, self.dtype,
+                            keep=self.dropout_keep, stationary=False)
         self._connect(chain, self._deep_head(rng, mid, top))
 
 
@@ -208,27 +278,31 @@ class _Conv(RecurrentModel):
     as_image = True
     lateral = False
 
-    def _conv(self, rng, conv1, conv2):
+    def _conv(self, rng, conv1, conv2, pool):
         return ConvStack(self, "conv", self.height, self.columns, conv1, conv2, lateral=self.lateral,
-                         rng=rng, dtype=self.dtype)
+                         rng=rng, dtype=self.dtype, pool=pool)
 
 
 @architecture("convdeep")
 class ConvDeep(_Conv):
     """Conv stack (5x5x``conv1``, sum pool, 3x3x``conv2``, sum pool) -> ``front`` ReLU in place of Deep's
-    first layer -> Deep's recurrent part [151,802]."""
+    first layer -> Deep's recurrent part [151,802], with Deep's naive dropout (``dropout="thesis"``)."""
+    legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 conv1=24, conv2=32, front=128, mid=128, state=256, top=32):
+                 conv1=24, conv2=32, front=128, mid=128, state=256, top=32, dropout="thesis",
+                 relu_bias="softplus", pool="sum"):
         rng = self._setup(locals())
-        conv = self._conv(rng, conv1, conv2)
-        chain = [conv] + deep_blocks(self, "cell", conv.n_out, (front,), mid, state, rng, self.dtype)
+        conv = self._conv(rng, conv1, conv2, pool)
+        chain = [conv] + deep_blocks(self, "cell", conv.n_out, (front,), mid, state, rng, self.dtype,
+                                     keep=self.dropout_keep, stationary=False)
         self._connect(chain, self._deep_head(rng, mid, top))
 
 
 @architecture("conv+deep")
 class ConvPlusDeep(ConvDeep):
-    """ConvDeep with lateral connections: each conv also sees its own output of step t-1 [175,418]."""
+    """ConvDeep with lateral connections: each conv also sees its own output of step t-1 [175,418];
+    ConvDeep's dropout (the thesis's code dropped at the same places in both)."""
     lateral = True
 
 
@@ -241,7 +315,7 @@ class RLSTM(RecurrentModel):
     drop = ("gates", "candidate", "h")
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 front=256, units=72):
+                 front=256, units=72, relu_bias="softplus"):
         rng = self._setup(locals())
         chain = [ReLUFront(self, ["front"], self.n_in, (front,), rng, self.dtype, keep=self.keep,
                            stationary=self.stationary),
@@ -263,9 +337,9 @@ class ConvRLSTMSD(_Conv):
     dropout on the front layer and h_t [152,410]."""
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
-                 conv1=24, conv2=32, front=128, units=96):
+                 conv1=24, conv2=32, front=128, units=96, relu_bias="softplus", pool="sum"):
         rng = self._setup(locals())
-        conv = self._conv(rng, conv1, conv2)
+        conv = self._conv(rng, conv1, conv2, pool)
         chain = [conv,
                  ReLUFront(self, ["front"], conv.n_out, (front,), rng, self.dtype, keep=self.keep, stationary=True),
                  RLSTMCell(self, "cell", front, units, rng, self.dtype, keep=self.keep, stationary=True,

@@ -53,7 +53,8 @@ def load_split(config: dict, data_dir=None):
     from .. import data
 
     fold = None if config["fold"] == OFFICIAL else int(config["fold"])
-    splits = [data.load_task(config["dataset"], split, data_dir, fold=fold, download=False)
+    splits = [data.load_task(config["dataset"], split, data_dir, fold=fold, download=False,
+                             cv=config.get("cv", "lrpnet"))
               for split in ("train", "val", "test")]
     sizes = (config["train_size"], config["val_size"], config["test_size"])
     return tuple(_subset(ds, n, config["seed"], stream) for stream, (ds, n) in enumerate(zip(splits, sizes)))
@@ -106,9 +107,10 @@ def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool,
         except (io.CheckpointError, KeyError, TypeError):
             pass                                   # not usable: train again and overwrite it
     model = models.build(config["arch"], input_shape=train.shape, T=config["T"],
-                         n_classes=train.n_classes, seed=config["seed"])
+                         n_classes=train.n_classes, seed=config["seed"], **config.get("model", {}))
     history = training.fit(model, train, val, epochs=config["epochs"], batch_size=config["batch_size"],
                            lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
+                           batch_order=config.get("batch_order", "shuffled"),
                            seed=config["seed"], progress=progress,
                            callback=None if progress else lambda record, *_: _print_epoch(tag, record, config))
     ckpt.parent.mkdir(parents=True, exist_ok=True)
