@@ -11,22 +11,8 @@ from lrpnet.gradcheck import liven
 
 from devices import dev, host
 
-SHAPE, T, C = (6, 8), 4, 3        # tiny images: 4 steps of 6x2
-SMALL = {
-    "shallow": dict(hidden=5, state=4),
-    "deep": dict(front=6, mid=6, state=6, top=6),
-    "deep_sd": dict(front=6, mid=6, state=6, top=6),
-    "deep_v2": dict(front1=5, front2=6, mid=6, state=6, top=6),
-    "convdeep": dict(conv1=4, conv2=5, front=6, mid=6, state=6, top=6),
-    "conv+deep": dict(conv1=4, conv2=5, front=6, mid=6, state=6, top=6),
-    "rlstm": dict(front=6, units=4),
-    "rlstm_sd": dict(front=6, units=4),
-    "convrlstm_sd": dict(conv1=4, conv2=5, front=6, units=4),
-    "conv+rlstm_sd": dict(conv1=4, conv2=5, front=6, units=4),
-    "lstm": dict(hidden=4),
-    "gru": dict(hidden=4),
-    "rgru": dict(hidden=4),
-}
+from tiny import C, SHAPE, SMALL, T, data, small
+
 PARAMS_T12 = {"shallow": 184_330, "deep": 153_578, "deep_sd": 153_578, "deep_v2": 161_386,
               "convdeep": 151_802, "rlstm": 145_914, "rlstm_sd": 145_914, "convrlstm_sd": 152_410,
               "conv+deep": 175_418, "conv+rlstm_sd": 176_026,
@@ -49,15 +35,6 @@ DROPOUT = {   # architecture -> {dropout layer: stationary}; THESIS.md section 7
     "conv+rlstm_sd": dict.fromkeys(("front_drop", "cell.h_drop"), True),
 }
 HEAD_DROPS = ("readout_drop",)     # drawn once per pass, at step T
-
-
-def small(name, dtype="float64", seed=0, **kw):
-    return build(name, input_shape=SHAPE, T=T, n_classes=C, seed=seed, dtype=dtype, **{**SMALL[name], **kw})
-
-
-def data(n=3, seed=5):
-    rng = numpy.random.default_rng(seed)
-    return rng.uniform(-1, 1, (n,) + SHAPE), rng.integers(0, C, n)
 
 
 def checkable(name, **kw):

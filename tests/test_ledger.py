@@ -4,28 +4,14 @@ import numpy
 import pytest
 
 import lrpnet
-from lrpnet import ledger, models
-
-from devices import dev
-
-SHAPE, T, C = (6, 8), 4, 3
-SMALL = {"rlstm": dict(front=6, units=4), "lstm": dict(hidden=4), "shallow": dict(hidden=5, state=4),
-         "convdeep": dict(conv1=3, conv2=4, front=6, mid=6, state=6, top=6)}
+from lrpnet import ledger
 
 
-def small(name, seed=0):
-    model = models.build(name, input_shape=SHAPE, T=T, n_classes=C, seed=seed, dtype="float64", **SMALL[name])
-    rng = numpy.random.default_rng(seed)
-    for layer in model.layers.values():          # biases away from 0, so that they absorb something
-        for k, p in layer.params.items():
-            if k.startswith("b"):
-                mean = -1.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
-                p[...] = dev(rng.normal(mean, 0.3, p.shape))
-    return model
+from tiny import T, images, small, with_biases
 
 
-def images(n=4, seed=1):
-    return numpy.random.default_rng(seed).uniform(-1, 1, (n,) + SHAPE)
+def biased(name, seed=0):
+    return with_biases(small(name, seed=seed), seed)
 
 
 CASES = [("rlstm", "dtd", None, "relu_logit"), ("rlstm", "lrp-alpha1.5beta0.5", None, "logit"),
@@ -35,7 +21,7 @@ CASES = [("rlstm", "dtd", None, "relu_logit"), ("rlstm", "lrp-alpha1.5beta0.5", 
 
 @pytest.mark.parametrize("name,method,gates,start", CASES, ids=[f"{a}-{m}-{g}" for a, m, g, _ in CASES])
 def test_totals_equal_explain(name, method, gates, start):
-    model, x = small(name), images()
+    model, x = biased(name), images()
     e = lrpnet.explain(model, x, method, start=start, gates=gates, return_details=True)
     book = ledger.record(model, x, method, start=start, gates=gates)
     numpy.testing.assert_allclose(book.score, e.score, rtol=1e-12)
@@ -60,7 +46,7 @@ def test_totals_equal_explain(name, method, gates, start):
 
 def test_per_step_input_relevance_equals_explain_per_step():
     """Step by step (not batched), each step's slice passes its relevance to the input: by_step's to_input."""
-    model, x = small("rlstm"), images()
+    model, x = biased("rlstm"), images()
     e = lrpnet.explain(model, x, "lrp-alpha1.5beta0.5", return_details=True)
     book = ledger.record(model, x, "lrp-alpha1.5beta0.5")
     for s in range(len(x)):
@@ -71,7 +57,7 @@ def test_per_step_input_relevance_equals_explain_per_step():
 
 def test_initial_states_get_their_own_rows():
     """w^2 ignores x, so relevance reaches the zero initial states: rows of their own, counted as absorbed."""
-    model, x = small("lstm"), images()
+    model, x = biased("lstm"), images()
     book = ledger.record(model, x, "lrp-w2", start="logit")
     states = [r for r in book.entries if r.kind == "leaf" and r.layer != "input"]
     assert sorted(r.layer for r in states) == ["state@cell.concat", "state@cell.mul_f"]
@@ -83,7 +69,7 @@ def test_initial_states_get_their_own_rows():
 
 
 def test_views_agree_and_name_the_rules():
-    model, x = small("shallow"), images()
+    model, x = biased("shallow"), images()
     book = ledger.record(model, x, "lrp-alpha1.5beta0.5", start="logit")
     one, batch = book.records(sample=2), book.records()
     assert len(one) == len(batch) == len(book.entries)
@@ -106,7 +92,7 @@ def test_views_agree_and_name_the_rules():
 
 
 def test_bad_methods_are_named():
-    model, x = small("rlstm"), images(1)
+    model, x = biased("rlstm"), images(1)
     with pytest.raises(ValueError, match="relevance methods.*'sa'"):
         ledger.record(model, x, "sa")
     with pytest.raises(ValueError, match="unknown gate rule 'all'"):
@@ -118,7 +104,7 @@ def test_bad_methods_are_named():
 def test_relevance_flow_figure(tmp_path):
     """The figure's bars are the explanation's per_step and the ledger's per-layer totals; a PNG is written."""
     from lrpnet.plot import relevance_flow
-    model, x = small("rlstm"), images(2)
+    model, x = biased("rlstm"), images(2)
     e = lrpnet.explain(model, x, "dtd", start="logit", return_details=True)
     book = ledger.record(model, x, "dtd", start="logit")
     path = tmp_path / "flow.png"

@@ -8,36 +8,16 @@ import re
 import numpy
 import pytest
 
-from lrpnet import backend, composites, ledger, literal, models, rules
+from lrpnet import backend, composites, ledger, literal, rules
 from lrpnet.layers import Conv2D, Dense
 
 from devices import dev, host
 
-SHAPE, T, C = (6, 8), 4, 3
-SMALL = {
-    "shallow": dict(hidden=5, state=4),
-    "rlstm": dict(front=6, units=4),
-    "lstm": dict(hidden=4),
-    "gru": dict(hidden=4),
-    "rgru": dict(hidden=4),
-    "conv+deep": dict(conv1=3, conv2=4, front=6, mid=6, state=6, top=6),
-    "convrlstm_sd": dict(conv1=3, conv2=4, front=6, units=4),
-}
+from tiny import images, small, with_biases
 
 
-def small(name, seed=0):
-    model = models.build(name, input_shape=SHAPE, T=T, n_classes=C, seed=seed, dtype="float64", **SMALL[name])
-    rng = numpy.random.default_rng(seed)
-    for layer in model.layers.values():          # biases away from 0, so that they absorb something
-        for k, p in layer.params.items():
-            if k.startswith("b"):
-                mean = -1.0 if getattr(layer, "bias_mode", None) == "negsoftplus" else 0.0
-                p[...] = dev(rng.normal(mean, 0.3, p.shape))
-    return model
-
-
-def images(n=3, seed=1):
-    return numpy.random.default_rng(seed).uniform(-1, 1, (n,) + SHAPE)
+def biased(name, seed=0):
+    return with_biases(small(name, seed=seed), seed)
 
 
 def test_the_docstring_example_runs():
@@ -133,7 +113,7 @@ WALKS = [("shallow", "dtd", None), ("shallow", "thesis-lrp-alpha1.5beta0.5", Non
 @pytest.mark.parametrize("name,method,gates", WALKS, ids=[f"{a}-{m}-{g}" for a, m, g in WALKS])
 def test_every_node_of_a_walk_equals_its_literal_form(name, method, gates):
     """At every node of a relevance pass, the literal form of the rule gives what ``explain`` computed."""
-    book = ledger.record(small(name), images(), method, start="logit", gates=gates, keep=True)
+    book = ledger.record(biased(name), images(3), method, start="logit", gates=gates, keep=True)
     kinds = set()
     for e in book.entries:
         if e.node is None:

@@ -72,6 +72,17 @@ def test_default_grid_names_exist():
     assert set(cfg.MAIN_DATASETS) | set(cfg.EXP1_DATASETS) <= set(data.task_names())
 
 
+def test_profile_trains_some_architectures_longer():
+    p = cfg.Profile("p", epochs=12, lr=1e-3, batch_size=50, folds=(cfg.OFFICIAL,), arch_epochs=(("rlstm", 30),))
+    by_arch = {c["arch"]: c for c in cfg.job_configs(p, ["deep", "rlstm"], ["mnist-maj"], ["sa"], [12])}
+    assert by_arch["deep"]["epochs"] == 12 and by_arch["rlstm"]["epochs"] == 30
+    assert "arch_epochs" not in by_arch["rlstm"]                    # the epochs themselves are the identity
+    same = cfg.Profile("p", epochs=12, lr=1e-3, batch_size=50, folds=(cfg.OFFICIAL,))
+    assert cfg.job_hash(cfg.job_configs(same, ["deep"], ["mnist-maj"], ["sa"], [12])[0]) == cfg.job_hash(by_arch["deep"])
+    short = p.override(epochs=3)                                     # --epochs: every architecture
+    assert {c["epochs"] for c in cfg.job_configs(short, ["deep", "rlstm"], ["mnist-maj"], ["sa"], [12])} == {3}
+
+
 # -- the store -------------------------------------------------------------------------------------
 def _result(arch="deep", dataset="mnist-maj", fold=0, T=12, methods=("sa", "dtd"), acc=0.9, cos=None,
             profile="thesis"):

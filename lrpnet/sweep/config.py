@@ -56,7 +56,8 @@ class Profile:
     12,000 / 10,000 per fold) or "thesis" (the thesis's code: 60,000 train, the 10,000 test samples
     also the validation set; ``lrpnet.data.tasks``). ``batch_order``: "shuffled" (a new order every
     epoch) or "fixed" (every epoch in the first one's order, as the thesis's code did).
-    ``model``: (option, value) pairs for the architectures (``lrpnet.models.options``: "dropout",
+    ``arch_epochs``: (architecture, epochs) pairs, for architectures that train longer than
+    ``epochs`` (``epochs_for``). ``model``: (option, value) pairs for the architectures (``lrpnet.models.options``: "dropout",
     "relu_bias", "pool"), each given to every architecture that takes it. ``explain_size``: how many
     test samples (the first ones of the test subset) are explained and scored. ``aopc_steps`` / ``flip_steps``: how many patches
     AOPC and pixel flipping remove (THESIS section 5). ``heatmap_samples``: test samples shown in
@@ -80,10 +81,19 @@ class Profile:
     cv: str = "lrpnet"
     batch_order: str = "shuffled"
     model: tuple = ()
+    arch_epochs: tuple = ()
+
+    def epochs_for(self, arch: str) -> int:
+        """The epochs ``arch`` trains: its entry in ``arch_epochs`` ((arch, epochs) pairs), else ``epochs``."""
+        return int(dict(self.arch_epochs).get(arch, self.epochs))
 
     def override(self, **changes) -> "Profile":
-        """A copy with the given settings replaced (None values are ignored: not overridden)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given settings replaced (None values are ignored: not overridden). New
+        ``epochs`` apply to every architecture: they replace ``arch_epochs`` too."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "epochs" in changes:
+            changes.setdefault("arch_epochs", ())
+        return dataclasses.replace(self, **changes)
 
 
 PROFILES = {
@@ -125,6 +135,7 @@ def job_configs(profile: Profile, archs, datasets, methods, steps) -> list:
     folds = settings.pop("folds")
     settings["profile"] = settings.pop("name")
     chosen = dict(settings.pop("model"))
+    settings.pop("arch_epochs")
     for key, default in ADDED_SETTINGS.items():        # absent at their defaults (module docstring)
         if settings[key] == default:
             del settings[key]
@@ -136,7 +147,8 @@ def job_configs(profile: Profile, archs, datasets, methods, steps) -> list:
                 for arch in archs:
                     model = {"model": options[arch]} if options[arch] else {}
                     configs.append({"arch": arch, "dataset": dataset, "T": int(T), "fold": fold,
-                                    "methods": list(methods), **settings, **model})
+                                    "methods": list(methods), **settings, "epochs": profile.epochs_for(arch),
+                                    **model})
     return configs
 
 
