@@ -10,6 +10,9 @@ computes, with the model's weights copied, layer for layer as lrpnet records the
   (lrpnet/cells/relu_blocks.py); a conv is TensorFlow's SAME cross-correlation, the sum pool is
   2x2/2 SAME (zero padding after an odd edge), and the conv features are flattened in (H, W, C)
   order, as lrpnet/cells/conv_stack.py does on its NHWC arrays;
+- deep and convdeep drop out where lrpnet's do when the model has ``dropout_keep`` (``dropout="thesis"``,
+  the default): naive masks on the front layer's output, on [front ; r_t], on m_t -> r_{t+1} and on
+  m_T before the read-out, in training;
 - rlstm computes its three gates in one product (columns i, f, o of "cell.gates", as
   lrpnet/cells/gates.py does) and its candidate in another, with the naive R-LSTM's dropout (fresh
   inverted masks with keep 0.8 on the front layer, on i, f, o, c~ and h_t: lrpnet/cells/rlstm.py),
@@ -72,17 +75,23 @@ class Sliced(nn.Module):
 
 
 class DeepCell(nn.Module):
-    """m_t = relu(W [front(x_t) ; r_t] - softplus(b)), r_{t+1} = relu(W' m_t - softplus(b'))."""
+    """m_t = relu(W [front(x_t) ; r_t] - softplus(b)), r_{t+1} = relu(W' m_t - softplus(b')); with
+    ``keep`` (the model's ``dropout_keep``), naive dropout where lrpnet's Deep has it
+    (lrpnet/cells/relu_blocks.py): on front(x_t), on [front(x_t) ; r_t] and on m_t -> r_{t+1}."""
 
-    def __init__(self, params, device):
+    def __init__(self, params, device, keep=None):
         super().__init__()
-        self.front = ReLUUnit(params, "cell.front0", device)
+        self.p = 0.0 if keep is None else 1.0 - keep
+        self.front = ReLUUnit(params, "cell.front0", device, keep=keep)
         self.mid = ReLUUnit(params, "cell.mid", device)
         self.state = ReLUUnit(params, "cell.state", device)
 
+    def drop(self, a):
+        return F.dropout(a, self.p, self.training) if self.p else a
+
     def forward(self, x, r):
-        m = self.mid(torch.cat([self.front(x), r], dim=1))
-        return m, self.state(m)
+        m = self.mid(self.drop(torch.cat([self.front(x), r], dim=1)))
+        return m, self.state(self.drop(m))
 
 
 def sumpool_same(a):
@@ -109,12 +118,13 @@ class ConvStack(nn.Module):
 
 
 class Deep(Sliced):
-    """Deep (and ConvDeep with ``conv``): the Deep cell over T steps, then top ReLU -> linear."""
+    """Deep (and ConvDeep with ``conv``): the Deep cell over T steps, then [dropout ->] top ReLU -> linear."""
 
     def __init__(self, model, params, device, conv=False):
         super().__init__(model)
+        keep = getattr(model, "dropout_keep", None)
         self.conv = ConvStack(params, device) if conv else None
-        self.cell = DeepCell(params, device)
+        self.cell = DeepCell(params, device, keep)
         self.top, self.out = ReLUUnit(params, "top", device), Linear(params, "out", device)
 
     def forward(self, x):
@@ -122,7 +132,7 @@ class Deep(Sliced):
         for t in range(self.T):
             s = self.conv(self.slice(x, t, as_image=True)) if self.conv is not None else self.slice(x, t)
             m, r = self.cell(s, r)
-        return self.out(self.top(m))
+        return self.out(self.top(self.cell.drop(m)))
 
 
 class RLSTM(Sliced):

@@ -39,7 +39,7 @@ class Var:
 
     def __init__(self, value, node=None, tag=None):
         self.value = value
-        self.node = node
+        self._node = None if node is None else weakref.ref(node)
         self.tag = tag
 
     @property
@@ -90,13 +90,13 @@ class Tape:
 
     def apply(self, layer, *inputs: Var) -> Var:
         """Run ``layer.forward`` on the inputs' values and record the node."""
+        values = [v.value for v in inputs]
         if self.array_type is not None:
-            for k, v in enumerate(inputs):
-                if not isinstance(v.value, self.array_type):
-                    self._mismatch(layer, k, v.value)
-        y, cache = layer.forward(self, *(v.value for v in inputs))
-        tag = inputs[0].tag if layer.shape_only and len(inputs) == 1 else None
-        out = Var(y, None, tag)
+            for k, value in enumerate(values):
+                if not isinstance(value, self.array_type):
+                    self._mismatch(layer, k, value)
+        y, cache = layer.forward(self, *values)
+        out = Var(y, None, inputs[0].tag if layer.shape_only and len(inputs) == 1 else None)
         if self.record:
             node = Node(layer, inputs, out, cache, self.step)
             self.nodes.append(node)
@@ -116,7 +116,12 @@ class Tape:
         per input of ``node`` (None for an input that gets none). Returns the signals of the leaves,
         keyed by Var, and, with ``keep=True``, of every intermediate Var as well.
         """
-        signals = {id(v): (v, s) for v, s in seeds.items()}
+        # id(Var) -> (Var, signal, whether the signal is a sum this walk made). A Var that several
+        # consumers read gets their signals added up: the second makes a new array, which the walk
+        # owns, and the others are added into it in place (a signal a layer returned may be another's
+        # too, as Add's, so it is never written to). T time steps reading one value (the image) then
+        # cost one new array, not T - 1.
+        signals = {id(v): (v, s, False) for v, s in seeds.items()}
         kept = {}
         for node in reversed(self.nodes):
             entry = signals.pop(id(node.output), None)
@@ -127,11 +132,15 @@ class Tape:
             for v, s in zip(node.inputs, local_step(node, entry[1])):
                 if s is None:
                     continue
-                if id(v) in signals:
-                    signals[id(v)] = (v, signals[id(v)][1] + s)
+                summed = signals.get(id(v))
+                if summed is None:
+                    signals[id(v)] = (v, s, False)
+                elif summed[2]:
+                    acc = summed[1]
+                    acc += s
                 else:
-                    signals[id(v)] = (v, s)
-        kept.update({v: s for v, s in signals.values()})
+                    signals[id(v)] = (v, summed[1] + s, True)
+        kept.update({v: s for v, s, _ in signals.values()})
         return kept
 
     def backward(self, seeds: dict, guided: bool = False, params: bool = True, leaves=None):
@@ -139,7 +148,8 @@ class Tape:
 
         Returns ``(leaf_grads, param_grads)``: leaf_grads keyed by Var, param_grads keyed by the
         parameter's full name (``layer.name + "." + local name``), summed over every use of the layer
-        (over time steps, for recurrent cells).
+        (over time steps, for recurrent cells; a dense layer sums them in one product over all its
+        uses, ``Dense.param_grads_of_uses``).
 
         ``guided``: False (the gradient), True (every layer's ``guided_backward``), or the layer kinds
         whose ``guided_backward`` is used (guided backprop's variants, ``lrpnet.explain``).
@@ -151,6 +161,7 @@ class Tape:
         """
         param_grads: dict = {}
         wanted = self._wanted(params, leaves)
+        uses: dict = {}               # id(linear layer) -> (layer, caches, output gradients) of its nodes
 
         def local_step(node, dy):
             layer = node.layer
@@ -158,16 +169,29 @@ class Tape:
             if not hasattr(layer, "param_grads"):
                 use_guided = guided is True or (bool(guided) and layer.kind in guided)
                 dxs, dparams = (layer.guided_backward if use_guided else layer.backward)(node.cache, dy)
-                dparams = dparams if params else {}
-            else:                     # a linear layer (guided or not): its two parts, each if needed
-                dxs = (layer.input_grad(node.cache, dy) if needed[0] else None,)
-                dparams = layer.param_grads(node.cache, dy) if params and layer.params else {}
+                if params and dparams:
+                    add_param_grads(layer, dparams)
+                return tuple(dx if need else None for dx, need in zip(dxs, needed))
+            # a linear layer (guided or not): its input gradient if needed; its parameter gradient
+            # here, or (a layer with ``param_grads_of_uses``: dense) after the walk, in one go over
+            # every node of the layer
+            if params and layer.params:
+                if hasattr(layer, "param_grads_of_uses"):
+                    uses.setdefault(id(layer), (layer, [], []))
+                    uses[id(layer)][1].append(node.cache)
+                    uses[id(layer)][2].append(dy)
+                else:
+                    add_param_grads(layer, layer.param_grads(node.cache, dy))
+            return (layer.input_grad(node.cache, dy) if needed[0] else None,)
+
+        def add_param_grads(layer, dparams):
             for k, g in dparams.items():
                 full = f"{layer.name}.{k}"
                 param_grads[full] = param_grads[full] + g if full in param_grads else g
-            return tuple(dx if need else None for dx, need in zip(dxs, needed))
 
         leaf_grads = self.reverse(seeds, local_step)
+        for layer, caches, dys in uses.values():
+            add_param_grads(layer, layer.param_grads_of_uses(caches, dys))
         return leaf_grads, param_grads
 
     def _wanted(self, params, leaves) -> dict:

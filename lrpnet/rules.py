@@ -111,7 +111,14 @@ def safe_divide(a, b):
 # -- the core: one modified forward pass and its input gradient per group ------------------------------
 def propagate(layer, x_shape, R, groups, plain=None):
     """(R_in, absorbed) for relevance R at a linear layer's output (module docstring). ``plain`` is
-    (x, W, b), the layer's own input and parameters, needed only by groups that select outputs."""
+    (x, W, b), the layer's own input and parameters, needed only by groups that select outputs.
+
+    On the CPU, pairs whose x' is one number c everywhere are done together. A pair with c = 0 (x- of
+    ReLU activations) adds nothing. The others (z^B's bounds, w^2's and flat's ones) merge into one: the
+    layer is linear in x' and in W', so sum_i linear(c_i, W'_i) = linear(1, W_c) and
+    sum_i c_i linear_input_grad(W'_i, s) = linear_input_grad(W_c, s) with W_c = sum_i c_i W'_i; and
+    linear(1, W_c) is the same for every sample, so one sample's forward pass serves the batch. (On a
+    GPU, asking what an array holds would wait for the device: every pair is computed there.)"""
     xp = backend.xp()
     R_in = xp.zeros(x_shape, dtype=R.dtype)
     absorbed = xp.zeros_like(R)
@@ -123,18 +130,29 @@ def propagate(layer, x_shape, R, groups, plain=None):
                 x, weight, bias = plain
                 z_plain = layer.linear(x, weight) + (0 if bias is None else bias)
             R_g = xp.where((z_plain >= 0) if g.select > 0 else (z_plain < 0), R, 0)
-        # a pair whose x' is all zero adds nothing (x- of ReLU activations): skip its two passes on
-        # the CPU; on a GPU, asking whether it is zero would wait for the device, so compute it
+        pairs, w_const = g.pairs, None
         if backend.device() == "cpu":
-            g = g._replace(pairs=[(xi, wi) for xi, wi in g.pairs if bool(xi.any())] or g.pairs[:1])
-        z = None
-        for xi, wi in g.pairs:
+            pairs = []
+            for xi, wi in g.pairs:
+                c = xi.flat[0] if xi.size else None
+                if c is None or not bool((xi == c).all()):
+                    pairs.append((xi, wi))
+                elif c != 0:                          # x' = c everywhere: into W_c
+                    w_const = c * wi if w_const is None else w_const + c * wi
+        z = None                      # one sample's linear(1, W_c), shape (1, ...), serves them all
+        if w_const is not None:
+            z = layer.linear(xp.ones((1,) + tuple(x_shape[1:]), dtype=R.dtype), w_const)
+        for xi, wi in pairs:
             zi = layer.linear(xi, wi)
             z = zi if z is None else z + zi
+        if z is None:                 # every x' is 0
+            z = xp.zeros_like(R)
         if g.bias is not None:
             z = z + g.bias
         s, lost = backend.op("lrp_divide")(R_g, z, g.eps, g.coef)
-        for xi, wi in g.pairs:
+        if w_const is not None:
+            R_in = R_in + layer.linear_input_grad(w_const, s, x_shape)
+        for xi, wi in pairs:
             R_in = R_in + xi * layer.linear_input_grad(wi, s, x_shape)
         absorbed = absorbed + lost + (0 if g.bias is None else s * g.bias)
     return R_in, absorbed

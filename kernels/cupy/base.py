@@ -3,8 +3,7 @@ same names.
 
 The references:
 
-    sigmoid_forward(x)     = 1 / (1 + exp(-x)), as 1 / (1 + e) for x >= 0 and e / (1 + e) below,
-                             with e = exp(-|x|) <= 1 (nothing overflows)
+    sigmoid_forward(x)     = 1 / (1 + exp(-x))   (exp(-x) = inf gives 0)
     negsoftplus(b)         = -softplus(b) = -logaddexp(0, b)       (a ReLU unit's bias, <= 0)
     negsoftplus_grad(b, g) = -g * sigmoid(b)                       (d(-softplus(b))/db = -sigmoid(b))
 
@@ -18,12 +17,11 @@ from lrpnet import backend
 from .elementwise import Elementwise, kernel_applies, reference
 
 STABLE_SIGMOID = """
-// sigmoid(x) = 1 / (1 + exp(-x)) without overflow, as the reference ``sigmoid_forward``:
-// e = exp(-|x|) is in (0, 1]; y = 1 / (1 + e) where x >= 0, e / (1 + e) elsewhere (NaN stays NaN).
+// sigmoid(x) = 1 / (1 + exp(-x)), as the reference ``sigmoid_forward``: where exp(-x) overflows to
+// inf, 1 / (1 + inf) = 0 is the right limit (NaN stays NaN).
 template <typename F>
 __device__ F stable_sigmoid(F x) {
-    const F e = exp(-fabs(x));
-    return x >= F(0) ? F(1) / (F(1) + e) : e / (F(1) + e);
+    return F(1) / (exp(-x) + F(1));
 }
 """
 
@@ -46,7 +44,7 @@ _negsoftplus_grad = Elementwise(
 
 @backend.register("sigmoid_forward", "cupy")
 def sigmoid_forward(x):
-    """1 / (1 + exp(-x)), without overflow (reference ``sigmoid_forward``)."""
+    """1 / (1 + exp(-x)) (reference ``sigmoid_forward``)."""
     if not kernel_applies(x):
         return reference("sigmoid_forward")(x)
     return _sigmoid_forward(x)

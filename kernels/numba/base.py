@@ -3,14 +3,13 @@ names.
 
 The references:
 
-    sigmoid_forward(x)     = 1 / (1 + exp(-x)), as 1 / (1 + e) for x >= 0 and e / (1 + e) below,
-                             with e = exp(-|x|) <= 1 (nothing overflows; NaN stays NaN)
+    sigmoid_forward(x)     = 1 / (1 + exp(-x))   (exp(-x) = inf gives 0; NaN stays NaN)
     negsoftplus_grad(b, g) = -g * sigmoid(b)                       (d(-softplus(b))/db = -sigmoid(b))
 
-The exponentials are NumPy's (``_exp_minus_abs``: its SIMD exp is several times faster than the
-scalar exp a Numba loop calls, without SVML: a loop calling exp itself was no faster than the
-reference at (50, 128) float32), and one Numba loop does the rest (the select, the sum, the
-division, for negsoftplus_grad the product): both equal the reference bit for bit.
+The exponentials are NumPy's (``_exp_minus``: its SIMD exp is several times faster than the scalar
+exp a Numba loop calls, without SVML: a loop calling exp itself was no faster than the reference at
+(50, 128) float32), and one Numba loop does the rest (the sum and the division, for negsoftplus_grad
+the product): both equal the reference bit for bit.
 
 No kernel for ``negsoftplus(b) = -logaddexp(0, b)``: NumPy's logaddexp is already one pass calling the
 C library's scalar exp and log1p, so a Numba loop (``kernels/numba/benchmark_pointwise.py`` keeps it as
@@ -27,43 +26,40 @@ from lrpnet import backend
 
 from .elementwise import flat, kernel_applies, reference
 
-def _exp_minus_abs(x):
-    """e = exp(-|x|), a new array, by NumPy's own ufuncs (its SIMD exp) in place: three passes where
-    the reference takes nine, and the exponentials the reference computes, bit for bit."""
-    e = numpy.abs(x)
-    numpy.negative(e, out=e)
-    numpy.exp(e, out=e)
+def _exp_minus(x):
+    """e = exp(-x), a new array, by NumPy's own ufuncs (its SIMD exp), as the reference computes it."""
+    e = numpy.negative(x)
+    with numpy.errstate(over="ignore"):
+        numpy.exp(e, out=e)
     return e
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _sigmoid_from_exp(x, e):
-    """e[i] <- 1 / (1 + e[i]) where x[i] >= 0, e[i] / (1 + e[i]) elsewhere (NaN stays NaN)."""
-    one = x.dtype.type(1)
-    xf, ef = flat(x), flat(e)
+def _sigmoid_from_exp(e):
+    """e[i] <- 1 / (1 + e[i]) (NaN stays NaN, inf gives 0)."""
+    one = e.dtype.type(1)
+    ef = flat(e)
     for i in range(ef.size):
-        ei = ef[i]
-        ef[i] = one / (one + ei) if xf[i] >= 0 else ei / (one + ei)
+        ef[i] = one / (ef[i] + one)
     return e
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _negsoftplus_grad_from_exp(b, g, e):
-    """e[i] <- -g[i] * sigmoid(b[i]), from e = exp(-|b|)."""
-    one = b.dtype.type(1)
-    bf, gf, ef = flat(b), flat(g), flat(e)
+def _negsoftplus_grad_from_exp(g, e):
+    """e[i] <- -g[i] * sigmoid(b[i]), from e = exp(-b)."""
+    one = e.dtype.type(1)
+    gf, ef = flat(g), flat(e)
     for i in range(ef.size):
-        ei = ef[i]
-        ef[i] = -gf[i] * (one / (one + ei) if bf[i] >= 0 else ei / (one + ei))
+        ef[i] = -gf[i] * (one / (ef[i] + one))
     return e
 
 
 @backend.register("sigmoid_forward", "numba")
 def sigmoid_forward(x):
-    """1 / (1 + exp(-x)), without overflow (reference ``sigmoid_forward``)."""
+    """1 / (1 + exp(-x)) (reference ``sigmoid_forward``)."""
     if not kernel_applies(x):
         return reference("sigmoid_forward")(x)
-    return _sigmoid_from_exp(x, _exp_minus_abs(x))
+    return _sigmoid_from_exp(_exp_minus(x))
 
 
 @backend.register("negsoftplus_grad", "numba")
@@ -72,4 +68,4 @@ def negsoftplus_grad(b, g):
     ``negsoftplus_grad``)."""
     if not kernel_applies(b, g):
         return reference("negsoftplus_grad")(b, g)
-    return _negsoftplus_grad_from_exp(b, g, _exp_minus_abs(b))
+    return _negsoftplus_grad_from_exp(g, _exp_minus(b))

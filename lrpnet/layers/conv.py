@@ -145,8 +145,15 @@ def conv2d_forward_from_patches(patches, weight, bias):
 @backend.register("conv2d_forward")
 def conv2d_forward(x, weight, bias, stride, pads):
     """z = conv(x, W) + bias; x (N, H, W, C_in), weight (kh, kw, C_in, C_out), bias (C_out,) or None;
-    ``pads`` = (top, bottom, left, right)."""
-    return conv2d_forward_from_patches(conv2d_patches(x, weight.shape[:2], stride, pads), weight, bias)
+    ``pads`` = (top, bottom, left, right). The patches of a few images at a time (``images_per_chunk``)."""
+    kernel = weight.shape[:2]
+    step = images_per_chunk(x.shape, kernel, stride, pads, x.dtype.itemsize)
+    if step >= x.shape[0]:
+        return conv2d_forward_from_patches(conv2d_patches(x, kernel, stride, pads), weight, bias)
+    z = backend.xp().empty((x.shape[0], *output_hw(x.shape, kernel, stride, pads), weight.shape[3]), dtype=x.dtype)
+    for i in range(0, x.shape[0], step):
+        z[i:i + step] = conv2d_forward_from_patches(conv2d_patches(x[i:i + step], kernel, stride, pads), weight, bias)
+    return z
 
 
 @backend.register("conv2d_weight_grad_from_patches")
@@ -160,9 +167,15 @@ def conv2d_weight_grad_from_patches(patches, dz, kernel_shape):
 
 @backend.register("conv2d_weight_grad")
 def conv2d_weight_grad(x, dz, kernel_shape, stride, pads):
-    """dL/dW = patches^T @ dz, shape ``kernel_shape`` = (kh, kw, C_in, C_out)."""
-    patches = conv2d_patches(x, kernel_shape[:2], stride, pads)
-    return conv2d_weight_grad_from_patches(patches, dz, kernel_shape)
+    """dL/dW = patches^T @ dz, shape ``kernel_shape`` = (kh, kw, C_in, C_out), summed over chunks of a
+    few images (``images_per_chunk``)."""
+    step = images_per_chunk(x.shape, kernel_shape[:2], stride, pads, x.dtype.itemsize)
+    dw = None
+    for i in range(0, x.shape[0], step):
+        patches = conv2d_patches(x[i:i + step], kernel_shape[:2], stride, pads)
+        part = conv2d_weight_grad_from_patches(patches, dz[i:i + step], kernel_shape)
+        dw = part if dw is None else dw + part
+    return dw
 
 
 @backend.register("conv2d_input_grad")
@@ -191,14 +204,24 @@ def conv2d_input_grad(weight, dz, x_shape, stride, pads):
     return input_grad_col2im(weight, dz, x_shape, stride, pads)
 
 
-# The transposed form builds the im2col of dz for a few images at a time, about this many bytes of
-# patches per product. On the CPU 4 MiB chunks stay in the caches and are the same few buffers on
-# every call: the whole batch at once (24 MB for one step of conv+deep at batch 50, 120 MB at 256)
-# was 1.6x slower at batch 256, and at batch 50 its one large buffer of a new size per call made
-# glibc hand memory back to the system and fault it in again, which ate the whole gain in a
-# training step. On a GPU, where each chunk costs two kernel launches, far larger chunks (not
-# measured yet).
+# The forward pass, the weight gradient and the transposed input gradient build their im2col patches
+# for a few images at a time, about this many bytes of patches per product. On the CPU 4 MiB chunks
+# stay in the caches and are the same few buffers on every call: the whole batch at once (24 MB for
+# one step of conv+deep at batch 50, 120 MB at 256) was 1.6x slower for the input gradient and 1.8x
+# slower for the forward pass and the weight gradient at batch 256 (1.3x to 1.8x for ConvDeep's convs
+# on all 12 steps of 256 images at once; about even where the batch fits in one or two chunks), and
+# at batch 50 one large buffer of a new size per call made glibc hand memory back to the system and
+# fault it in again, which ate a whole gain in a training step (benchmarks/RESULTS.md). On a GPU,
+# where each chunk costs two kernel launches, far larger chunks (not measured yet).
 PATCH_CHUNK_BYTES = {"cpu": 4 * 2 ** 20, "gpu": 512 * 2 ** 20}
+
+
+def images_per_chunk(x_shape, kernel, stride, pads, itemsize=4):
+    """How many images' patches (``conv2d_patches`` of an x of shape ``x_shape``) make about
+    ``PATCH_CHUNK_BYTES``, at least one."""
+    oh, ow = output_hw(x_shape, kernel, stride, pads)
+    patch_bytes = oh * ow * kernel[0] * kernel[1] * x_shape[3] * itemsize
+    return max(1, PATCH_CHUNK_BYTES[backend.device()] // patch_bytes)
 
 
 def input_grad_transposed(weight, dz, x_shape, stride, pads):
@@ -221,7 +244,7 @@ def input_grad_transposed(weight, dz, x_shape, stride, pads):
     dzd[:, r0:r0 + sh * (oh - 1) + 1:sh, s0:s0 + sw * (ow - 1) + 1:sw, :] = dz
     flipped = weight[::-1, ::-1].transpose(0, 1, 3, 2)          # (kh, kw, C_out, C_in)
     dx = xp.empty((n, h, w, c_in), dtype=dz.dtype)
-    step = max(1, PATCH_CHUNK_BYTES[backend.device()] // (h * w * kh * kw * c_out * dz.dtype.itemsize))
+    step = images_per_chunk(dzd.shape, (kh, kw), (1, 1), (0, 0, 0, 0), dz.dtype.itemsize)
     for i in range(0, n, step):
         patches = conv2d_patches(dzd[i:i + step], (kh, kw), (1, 1), (0, 0, 0, 0))   # (chunk, H, W, kh*kw*C_out)
         dx[i:i + step] = conv2d_forward_from_patches(patches, flipped, None)

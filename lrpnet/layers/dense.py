@@ -41,3 +41,13 @@ class Dense(LinearLayer):
 
     def param_grads(self, x, dz):
         return {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}
+
+    def param_grads_of_uses(self, xs, dzs):
+        """The sum over uses (time steps; a dense layer's cache is its input x) as one product,
+        sum_t x_t^T dz_t = [x_1; ...; x_T]^T [dz_1; ...; dz_T], the inputs and gradients of every use
+        stacked as rows: T products of N rows cost up to 1.6x one of T*N rows at the study's sizes
+        (one thread; benchmarks/RESULTS.md)."""
+        if len(xs) == 1:
+            return self.param_grads(xs[0], dzs[0])
+        xp = backend.xp()
+        return self.param_grads(xp.concatenate(xs), xp.concatenate(dzs))
