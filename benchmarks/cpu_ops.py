@@ -15,7 +15,12 @@ Tables (``--tables``):
 - ``col2im``: two alternatives that lost: the input gradient's col2im with the batch as the last
   axis, and an im2col built offset by offset;
 - ``batch-steps``: a training step with ``model.batch_steps`` off and on (blocks without recurrence
-  on all T steps at once).
+  on all T steps at once);
+- ``third-pass``: the operations of the third pass against their versions at ``--before`` (default
+  87637d6, where the pass started; read with before_after.py's ``definition_at``): ``rules.sign``,
+  ``lrp_divide`` and ``safe_divide`` without ``where``, dropout masks from 32 random bits, the sum
+  pool's backward as a gather; and the alternatives that lost (float32 draws, the pool's backward
+  written into a (N, out_h, kh, out_w, kw, C) block).
 
 Every cell is the best of ``--repeats`` rounds (each round a few calls, the mean of them), the two
 columns of a row alternating round by round; float32, random inputs.
@@ -30,7 +35,7 @@ import time
 
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
-TABLES = ("where", "gemm", "param-grads", "conv-chunks", "col2im", "batch-steps")
+TABLES = ("where", "gemm", "param-grads", "conv-chunks", "col2im", "batch-steps", "third-pass")
 
 
 def side_by_side(fns, repeats, number):
@@ -56,6 +61,7 @@ def main():
     p.add_argument("--tables", default=",".join(TABLES))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--before", default="87637d6", help="the commit of table third-pass's 'before' column")
     args = p.parse_args()
     limit_threads(args.threads)
 
@@ -88,7 +94,8 @@ def main():
                  ("exp(x)", lambda: numpy.exp(x)),
                  ("sigmoid, old reference (where of two branches)", old_sigmoid),
                  ("sigmoid, new reference 1 / (1 + exp(-x))", lambda: sigmoid_forward(x)),
-                 ("sign, reference (where with two scalars)", lambda: rules.sign(x)),
+                 ("sign, where with two scalars (the reference until 87637d6)",
+                  lambda: numpy.where(x >= 0, f32(1), f32(-1))),
                  ("sign as arithmetic, (x >= 0) * 2 - 1", lambda: (x >= 0) * f32(2) - f32(1))]
         for (name, _), t in zip(cases, side_by_side([f for _, f in cases], R, 200)):
             row(name, f"{t:.1f}")
@@ -103,7 +110,7 @@ def main():
                  ("lrp_divide, eps 1e-6", lambda: rules.lrp_divide(Rr, z, 1e-6, 1.0)),
                  ("where(z == 0, 1.0, z)", lambda: numpy.where(zero, 1.0, z)),
                  ("z + (z == 0), the same values", lambda: z + zero),
-                 ("sign(z)", lambda: rules.sign(z)),
+                 ("where(z >= 0, 1, -1), sign until 87637d6", lambda: numpy.where(z >= 0, f32(1), f32(-1))),
                  ("(z >= 0) * 2 - 1", lambda: (z >= 0) * f32(2) - f32(1))]
         with numpy.errstate(all="ignore"):
             for (name, _), t in zip(cases, side_by_side([f for _, f in cases], R, 20)):
@@ -242,7 +249,82 @@ def main():
                                  opt.step(model.loss_and_grads(x, y, train=True, rng=draws)[1]))
                 off, on = side_by_side(steps, 3, 2)
                 row(arch, b, f"{off / 1e3:.1f}", f"{on / 1e3:.1f}", f"{off / on:.2f}")
+    if "third-pass" in tables:
+        third_pass(args.before, R, rng)
     print(f"\n- load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def third_pass(commit, repeats, rng):
+    """Each operation of the third pass at ``commit`` and now, side by side (us per call)."""
+    import numpy
+    from before_after import definition_at
+    from lrpnet import backend, rules
+    from lrpnet.graph import Tape
+    from lrpnet.layers import Dropout
+    from lrpnet.layers import pool as P
+    from lrpnet.layers.conv import crop_hw, window_pads
+
+    f32 = numpy.float32
+    namespaces = {}
+    _, old_sign = definition_at(commit, "lrpnet/rules.py", "sign", namespaces)
+    _, old_safe_divide = definition_at(commit, "lrpnet/rules.py", "safe_divide", namespaces)
+    _, old_lrp_divide = definition_at(commit, "lrpnet/rules.py", "lrp_divide", namespaces)
+    _, old_mask = definition_at(commit, "lrpnet/layers/dropout.py", "Dropout.mask", {})
+    _, old_sum_back = definition_at(commit, "lrpnet/layers/pool.py", "sumpool2d_backward", {})
+
+    def old_divide(R, z, eps, coef):           # the old lrp_divide with the old sign registered
+        saved = backend._registry["sign"]["numpy"]
+        backend._registry["sign"]["numpy"] = old_sign
+        try:
+            return old_lrp_divide(R, z, eps, coef)
+        finally:
+            backend._registry["sign"]["numpy"] = saved
+
+    print(f"\n## Third pass: each operation at {commit} and now (us per call; float32)\n")
+    row("operation", "shape", f"at {commit}", "now", "ratio")
+    row("---", "---", "---:", "---:", "---:")
+
+    def compare(name, shape, old, new, number):
+        t_old, t_new = side_by_side([old, new], repeats, number)
+        row(name, shape, f"{t_old:.0f}", f"{t_new:.0f}", f"{t_old / t_new:.2f}")
+
+    for shape in [(50, 28, 7, 24), (100, 28, 7, 24), (50, 256)]:
+        z = rng.standard_normal(shape).astype(f32)
+        z[z < -1] = 0                                           # 16% zero denominators
+        R = rng.standard_normal(shape).astype(f32)
+        with numpy.errstate(all="ignore"):
+            compare("sign", shape, lambda: old_sign(z), lambda: rules.sign(z), 20)
+            compare("safe_divide", shape, lambda: old_safe_divide(R, z), lambda: rules.safe_divide(R, z), 20)
+            for eps in (0.0, 1e-6):
+                compare(f"lrp_divide, eps {eps:g}", shape, lambda: old_divide(R, z, eps, 1.0),
+                        lambda: rules.lrp_divide(R, z, eps, 1.0), 20)
+
+    gen = numpy.random.default_rng(0)
+    for shape in [(50, 256), (50, 128), (256, 256)]:
+        layer, tape = Dropout(0.8), Tape(train=True, rng=gen)
+        for dtype in (numpy.dtype("float32"), numpy.dtype("float64")):
+            compare(f"Dropout.mask, {dtype.name} model", shape, lambda: old_mask(layer, tape, shape, dtype),
+                    lambda: layer.mask(tape, shape, dtype), 100)
+        compare("lost: float64 draws against float32 draws", shape, lambda: gen.random(shape),
+                lambda: gen.random(shape, dtype=f32), 100)
+
+    def blocks_backward(dy, x_shape, size, pads):      # lost: one copy into a padded block, then a crop
+        n, oh, ow, c = dy.shape
+        blocks = numpy.empty((n, oh, size[0], ow, size[1], c), dtype=dy.dtype)
+        blocks[...] = dy[:, :, None, :, None, :]
+        return crop_hw(blocks.reshape(n, oh * size[0], ow * size[1], c), pads, x_shape)
+
+    for x_shape in [(50, 28, 7, 24), (256, 28, 7, 24), (50, 14, 4, 32), (256, 14, 4, 32)]:
+        pads, out_hw = window_pads(x_shape, (2, 2), (2, 2), "SAME")
+        dy = rng.standard_normal((x_shape[0],) + out_hw + (x_shape[3],)).astype(f32)
+        new = P.sumpool2d_backward(dy, x_shape, (2, 2), (2, 2), pads)
+        assert numpy.array_equal(new, old_sum_back(dy, x_shape, (2, 2), (2, 2), pads))
+        assert numpy.array_equal(new, blocks_backward(dy, x_shape, (2, 2), pads))
+        compare("sumpool2d_backward 2x2 SAME", x_shape, lambda: old_sum_back(dy, x_shape, (2, 2), (2, 2), pads),
+                lambda: P.sumpool2d_backward(dy, x_shape, (2, 2), (2, 2), pads), 10)
+        compare("lost: the same into a block, then cropped", x_shape,
+                lambda: old_sum_back(dy, x_shape, (2, 2), (2, 2), pads),
+                lambda: blocks_backward(dy, x_shape, (2, 2), pads), 10)
 
 
 if __name__ == "__main__":

@@ -74,9 +74,13 @@ def neg(a):
 
 @backend.register("sign")
 def sign(z):
-    """+1 where z >= 0, -1 elsewhere: a stabiliser eps sign(z) never cancels z, even at z = 0."""
-    one = z.dtype.type(1)
-    return backend.xp().where(z >= 0, one, -one)
+    """sign(z) = 2 [z >= 0] - 1: +1 where z >= 0, -1 elsewhere (NaN too), so that a stabiliser
+    eps sign(z) never cancels z, even at z = 0. Arithmetic on the 0/1 mask, not a select: NumPy's
+    ``where`` costs about 8x as much on a mask of mixed signs (benchmarks/RESULTS.md)."""
+    s = (z >= 0).astype(z.dtype)
+    s *= 2
+    s -= 1
+    return s
 
 
 @backend.register("lrp_divide")
@@ -89,7 +93,6 @@ def lrp_divide(R, z, eps, coef):
 
     so that s d + (coef R where d = 0) = coef R: with z = sum of contributions + b', the relevance
     sent back (s times the contributions) plus s b' plus ``absorbed`` is coef R (module docstring)."""
-    xp = backend.xp()
     cR = coef * R if coef != 1 else R
     if eps:
         stab = eps * backend.op("sign")(z)
@@ -97,21 +100,35 @@ def lrp_divide(R, z, eps, coef):
     else:
         d = z
     s = safe_divide(cR, d)
-    lost = xp.where(d == 0, cR, 0)
-    return s, (s * stab + lost if eps else lost)
+    lost = cR * (d == 0)                # coef R where d = 0, else 0: a product with the 0/1 mask
+    if not eps:
+        return s, lost
+    absorbed = s * stab
+    absorbed += lost
+    return s, absorbed
 
 
 def safe_divide(a, b):
-    """a / b, and 0 where b == 0 (computed without a division by zero)."""
-    xp = backend.xp()
+    """a / b where b != 0, and 0 where b == 0, with no division by zero and no select:
+
+        safe_divide(a, b) = a / (b + [b == 0]) * [b != 0]      ([.] = 1 where true, else 0)
+
+    Where b = 0 the denominator is 0 + 1 and the quotient is multiplied by 0; elsewhere b + 0 = b and
+    the quotient is multiplied by 1: exactly a / b. (The 0 has a's sign, and is NaN for an infinite
+    or NaN a.) In place where it can be: on a convolution's outputs every temporary costs."""
     zero = b == 0
-    return xp.where(zero, 0.0, a / xp.where(zero, 1.0, b)).astype(a.dtype, copy=False)
+    s = a / (b + zero)
+    s *= ~zero
+    return s.astype(a.dtype, copy=False)
 
 
 # -- the core: one modified forward pass and its input gradient per group ------------------------------
-def propagate(layer, x_shape, R, groups, plain=None):
+def propagate(layer, x_shape, R, groups, plain=None, parts=None):
     """(R_in, absorbed) for relevance R at a linear layer's output (module docstring). ``plain`` is
     (x, W, b), the layer's own input and parameters, needed only by groups that select outputs.
+    ``parts``: a dict to fill with ``absorbed`` split by cause, arrays shaped like R that add up to it:
+    "bias" s b', "stabiliser" s eps sign(z), "zero" c R where z + eps sign(z) = 0 (``divide_parts``);
+    nothing of it is computed when ``parts`` is None.
 
     On the CPU, pairs whose x' is one number c everywhere are done together. A pair with c = 0 (x- of
     ReLU activations) adds nothing. The others (z^B's bounds, w^2's and flat's ones) merge into one: the
@@ -122,6 +139,8 @@ def propagate(layer, x_shape, R, groups, plain=None):
     xp = backend.xp()
     R_in = xp.zeros(x_shape, dtype=R.dtype)
     absorbed = xp.zeros_like(R)
+    if parts is not None:
+        parts.update({cause: xp.zeros_like(R) for cause in ("bias", "stabiliser", "zero")})
     z_plain = None
     for g in groups:
         R_g = R
@@ -155,6 +174,10 @@ def propagate(layer, x_shape, R, groups, plain=None):
         for xi, wi in pairs:
             R_in = R_in + xi * layer.linear_input_grad(wi, s, x_shape)
         absorbed = absorbed + lost + (0 if g.bias is None else s * g.bias)
+        if parts is not None:           # the same absorbed, by cause
+            shares = {"bias": 0 if g.bias is None else s * g.bias, **divide_parts(R_g, z, g.eps, g.coef, s)}
+            for cause, share in shares.items():
+                parts[cause] = parts[cause] + share
     return R_in, absorbed
 
 
@@ -393,8 +416,9 @@ LINEAR = {name: RULES[(name, "dense")].equation for name, kind in RULES if kind 
 
 
 def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pixel_params=None,
-           shared=False):
-    """(R_in, absorbed) of the linear rule ``rule`` at ``layer`` with input x and output relevance R.
+           shared=False, parts=None):
+    """(R_in, absorbed) of the linear rule ``rule`` at ``layer`` with input x and output relevance R;
+    ``parts``: a dict that ``propagate`` fills with ``absorbed`` split by cause (bias, stabiliser, zero).
 
     With ``pixel_mask`` (1 on pixel features, 0 on state features, broadcastable to x), the MIXED rule of
     THESIS.md section 4 (Shallow's first layer, Conv+'s lateral convs): the pixel features use
@@ -406,7 +430,7 @@ def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pix
     if pixel_mask is not None:
         pixels = _rule(pixel_rule)(x, layer.weight, layer.bias, **(pixel_params or {}))
         groups = mixed(pixels, groups, pixel_mask, shared)
-    return propagate(layer, x.shape, R, groups, plain=(x, layer.weight, layer.bias))
+    return propagate(layer, x.shape, R, groups, plain=(x, layer.weight, layer.bias), parts=parts)
 
 
 def mixed(pixel_groups, state_groups, mask, shared=False):
@@ -459,9 +483,24 @@ def pixel_mask(node):
 # -- proportional splits: pools, sums, gates ------------------------------------------------------------
 def split(parts, total, R, eps):
     """The stabilised proportional split every non-linear rule below shares: R_i = part_i / d R with
-    d = total + eps sign(total) (``lrp_divide``), and what it absorbs."""
+    d = total + eps sign(total) (``lrp_divide``), and what it absorbs (by cause: ``divide_parts``)."""
     s, absorbed = backend.op("lrp_divide")(R, total, eps, 1.0)
     return tuple(p * s for p in parts), absorbed
+
+
+def divide_parts(R, z, eps, coef=1.0, s=None):
+    """What ``lrp_divide(R, z, eps, coef)`` absorbs, by cause, with d = z + eps sign(z) and s = coef R / d
+    (lrp_divide's s; computed when None):
+
+        "stabiliser"   s eps sign(z)            the stabiliser's share of d
+        "zero"         coef R  where d = 0      nothing to pass it to (s = 0 there)
+
+    The two add up to lrp_divide's absorbed. A linear rule's bias share s b' is the third cause
+    (``propagate``); the non-linear rules have no bias, and absorb these two only."""
+    if s is None:
+        s, _ = backend.op("lrp_divide")(R, z, eps, coef)
+    stab = eps * backend.op("sign")(z)
+    return {"stabiliser": s * stab, "zero": backend.xp().where(z + stab == 0, coef * R, 0)}
 
 
 @rule("proportional", kinds=POOL_KINDS, step=_pool_step)

@@ -6,6 +6,12 @@
   product over all its uses (``Dense.param_grads_of_uses``): the sum of each use's gradient.
 - ``rules.propagate`` merges the pairs whose x' is one number (z^B's bounds, w^2's and flat's ones)
   on the CPU: the same relevance as every pair on its own, which is what a GPU computes.
+
+And of the third pass ("CPU speed, third pass"):
+
+- ``rules.sign``, ``safe_divide`` and ``lrp_divide`` multiply by 0/1 masks instead of selecting with
+  ``where``: the values of the select forms (sign(0) = +1, s = 0 where the denominator is 0), only
+  the sign of a zero may differ.
 """
 import numpy
 import pytest
@@ -84,3 +90,58 @@ def test_propagate_merging_constant_pairs_gives_what_every_pair_alone_gives(rule
     alone = rules.linear(layer, x, R, rule, params)
     for got, want in zip(merged, alone):
         numpy.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+# -- the stabilised division without selects ----------------------------------------------------------
+def literal_sign(z):
+    return numpy.where(z >= 0, z.dtype.type(1), z.dtype.type(-1))
+
+
+def literal_lrp_divide(R, z, eps, coef):
+    """The select form: s = c R / d and 0 where d = 0; absorbed = s eps sign(z) + (c R where d = 0)."""
+    cR = coef * R if coef != 1 else R
+    stab = eps * literal_sign(z) if eps else 0
+    d = z + stab if eps else z
+    zero = d == 0
+    s = numpy.where(zero, 0, cR / numpy.where(zero, 1, d)).astype(cR.dtype)
+    lost = numpy.where(zero, cR, 0).astype(cR.dtype)
+    return s, (s * stab + lost if eps else lost)
+
+
+def denominators(rng, shape, dtype):
+    """Normal values with exact zeros of both signs, tiny and huge ones, +-inf and NaN."""
+    z = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)
+    flat = z.reshape(-1)
+    flat[::5], flat[1::11] = 0.0, -0.0
+    flat[2:14] = [1e-30, -1e-30, 1e30, -1e30, numpy.inf, -numpy.inf, numpy.nan, 1e-45, -1e-45, 1.0, -1.0, 0.5]
+    return z.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("eps, coef", [(0.0, 1.0), (1e-6, 1.0), (0.25, 1.5), (0.0, -0.5), (1e-50, 1.0)])
+def test_lrp_divide_without_selects_has_the_values_of_the_select_form(eps, coef, dtype, rng):
+    # eps = 1e-50 is 0 in float32: ``if eps`` is true but d = z, and zero denominators remain
+    z = denominators(rng, (40, 7), dtype)
+    R = (rng.standard_normal(z.shape) * 10.0 ** rng.integers(-3, 4, z.shape)).astype(dtype)
+    R.reshape(-1)[::7] = 0.0
+    R.reshape(-1)[3::13] = -0.0
+    with numpy.errstate(all="ignore"):
+        numpy.testing.assert_array_equal(rules.sign(z), literal_sign(z))
+        assert rules.sign(z).dtype == z.dtype
+        got, want = rules.lrp_divide(R, z, eps, coef), literal_lrp_divide(R, z, eps, coef)
+        numpy.testing.assert_array_equal(rules.safe_divide(R, z), literal_lrp_divide(R, z, 0.0, 1.0)[0])
+    for what, g, w in zip(("s", "absorbed"), got, want):
+        assert g.dtype == w.dtype == numpy.dtype(dtype), what
+        numpy.testing.assert_array_equal(g, w, err_msg=what)     # equal values, NaN where NaN
+    if not eps:            # no division by zero: s = 0 and all of c R absorbed where z = 0
+        assert (got[0][z == 0] == 0).all()
+        numpy.testing.assert_array_equal(got[1][z == 0], (coef * R)[z == 0])
+
+
+def test_lrp_divide_without_selects_broadcasts_as_the_select_form(rng):
+    R, z = rng.standard_normal((5, 1, 4)), rng.standard_normal((3, 1))
+    z[1] = 0.0
+    for eps in (0.0, 1e-2):
+        for g, w in zip(rules.lrp_divide(R, z, eps, 1.0), literal_lrp_divide(R, z, eps, 1.0)):
+            assert g.shape == w.shape == (5, 3, 4)
+            numpy.testing.assert_array_equal(g, w)

@@ -16,6 +16,9 @@ from lrpnet.graph import Tape
 from lrpnet.layers import (Add, AvgPool2D, Concat, Conv2D, Dense, Dropout, Flatten, GateMul, MaxPool2D,
                            Reshape, ReLU, Sigmoid, SumPool2D, Tanh, TimeSlice)
 
+from lrpnet.layers.dropout import random_bits
+from lrpnet.layers.pool import _repeat_over_windows, _spread, _windows_tile
+
 from devices import dev, host
 
 TOL = 1e-6
@@ -275,6 +278,40 @@ def test_maxpool_winners_mask_counts_overlaps():
     numpy.testing.assert_allclose((x * dx).sum(), relevance.sum())
 
 
+@pytest.mark.parametrize("size, padding, x_shape", [
+    (2, "SAME", (3, 28, 7, 4)), (2, "SAME", (2, 14, 4, 3)), (2, "VALID", (2, 6, 4, 2)), (3, "SAME", (2, 7, 8, 2)),
+    (3, "SAME", (1, 5, 5, 1)), ((2, 3), "SAME", (2, 5, 7, 2))])
+def test_sum_and_avg_backward_where_windows_tile_is_the_offset_by_offset_sum(size, padding, x_shape, rng):
+    """Windows side by side (stride = size) covering the padded input: each position's dy is its one
+    window's (``_repeat_over_windows``), exactly what adding offset by offset into zeros gives."""
+    layer = SumPool2D(size, padding=padding)
+    pads = layer.pads(x_shape)
+    assert _windows_tile(x_shape, layer.size, layer.stride, pads)
+    with backend.using("numpy"):
+        for cls in (SumPool2D, AvgPool2D):
+            layer = cls(size, padding=padding)
+            x = rng.standard_normal(x_shape)
+            _, cache = run(layer, x)
+            dy = rng.standard_normal(layer.forward(Tape(), x)[0].shape)
+            (dx,), _ = layer.backward(cache, dy)
+            if cls is AvgPool2D:
+                from lrpnet.layers.pool import window_counts
+                dy = dy / window_counts(x_shape, layer.size, layer.stride, pads, dy.dtype)
+            want = _spread(lambda k: dy, x_shape, layer.size, layer.stride, pads, dy.dtype)
+            numpy.testing.assert_array_equal(dx, want)
+            assert dx.shape == x_shape and dx.flags.c_contiguous
+            numpy.testing.assert_array_equal(_repeat_over_windows(dy[:1, :, :, :1], x_shape, layer.size, pads),
+                                             _spread(lambda k: dy[:1, :, :, :1], x_shape, layer.size,
+                                                     layer.stride, pads, dy.dtype))    # dy broadcast
+
+
+def test_windows_tile_only_side_by_side_windows_that_cover_the_input():
+    assert not _windows_tile((1, 7, 5, 1), (2, 2), (2, 2), (0, 0, 0, 0))     # VALID drops a row and a column
+    assert not _windows_tile((1, 8, 8, 1), (3, 3), (2, 2), (1, 0, 1, 0))     # overlapping windows
+    assert not _windows_tile((1, 8, 8, 1), (2, 2), (1, 1), (0, 1, 0, 1))
+    assert _windows_tile((1, 8, 6, 1), (2, 2), (2, 2), (0, 0, 0, 0))
+
+
 @pytest.mark.parametrize("cls", [SumPool2D, AvgPool2D, MaxPool2D])
 def test_pool_proportional_rule_conserves(cls, rng):
     x = distinct(rng, (2, 5, 7, 3)) + 10.0      # positive activations, as after a ReLU
@@ -372,6 +409,40 @@ def test_dropout_naive_mask_fresh_at_every_call_and_off_at_test_time():
     tape = Tape(train=True, rng=backend.random_state([0]))
     assert (host(layer.forward(tape, x)[0]) != host(layer.forward(tape, x)[0])).any()
     numpy.testing.assert_array_equal(host(layer.forward(Tape(train=False), x)[0]), numpy.ones((4, 50)))
+
+
+def test_random_bits_are_the_bits_rng_integers_draws_at_half_the_words():
+    for n in (8, 50 * 256):                                         # even counts: the same stream
+        want = numpy.random.default_rng(3).integers(0, 2**32, size=n, dtype=numpy.uint32)
+        numpy.testing.assert_array_equal(random_bits(numpy.random.default_rng(3), (n,)), want)
+    gen = numpy.random.default_rng(3)
+    first, second = random_bits(gen, (3, 5)), random_bits(gen, (3, 5))       # odd: 8 words each
+    assert first.shape == (3, 5) and first.dtype == numpy.uint32 and (first != second).any()
+    mt = numpy.random.Generator(numpy.random.MT19937(3))                # 32-bit raw words: through integers
+    numpy.testing.assert_array_equal(random_bits(mt, (4, 5)), numpy.random.Generator(numpy.random.MT19937(3))
+                                     .integers(0, 2**32, size=(4, 5), dtype=numpy.uint32))
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.5, 0.3])
+def test_dropout_host_mask_keeps_where_bits_below_keep_times_2_to_32(keep):
+    """Drawn from a NumPy generator (on any backend): a unit is kept where its 32 random bits are below
+    ceil(keep 2^32), and scaled by 1/keep in the model's dtype; the same seed gives the same mask, in
+    float32 and float64 alike."""
+    shape = (6, 50)
+    bits = numpy.random.default_rng(9).integers(0, 2**32, size=shape, dtype=numpy.uint32)
+    kept = bits.astype(numpy.float64) / 2**32 < keep
+    masks = {}
+    for dtype in ("float32", "float64"):
+        dt = numpy.dtype(dtype)
+        for _ in range(2):                                             # the seed decides the mask
+            tape = Tape(train=True, rng=numpy.random.default_rng(9))
+            mask = host(Dropout(keep).forward(tape, dev(numpy.ones(shape, dtype=dtype)))[0])
+            assert mask.dtype == dt
+            numpy.testing.assert_array_equal(mask, numpy.where(kept, dt.type(1) / dt.type(keep), 0))
+            masks.setdefault(dtype, mask)
+            numpy.testing.assert_array_equal(mask, masks[dtype])
+    numpy.testing.assert_array_equal(masks["float32"] != 0, masks["float64"] != 0)
+    assert 0 < kept.mean() < 1
 
 
 # ---------------------------------------------------------------------------------------------------

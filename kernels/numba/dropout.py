@@ -8,9 +8,10 @@ keep is rounded to u's dtype both in the comparison (NumPy compares a float32 ar
 float in float32: u = float32(0.7) is not below keep = 0.7) and in the division, so the kept value is
 1/keep computed in u's dtype, and the dropped one is 0 / keep = +0.
 
-On the host, ``Dropout.mask`` compares NumPy's float64 draws with keep itself and does not call this
-operation (it draws masks through it only from a device generator), so the kernel serves direct
-callers; it is registered because it beats the reference (1.5x to 1.8x at the study's sizes).
+On the host, ``Dropout.mask`` compares 32 random bits per unit with keep (``dropout.random_bits``) and
+does not call this operation (it draws masks through it only from a device generator), so the kernel
+serves direct callers; it is registered because it beats the reference (1.5x to 1.8x at the study's
+sizes).
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ other entry is -inf too, exactly as in the reference).
 The backward kernels gather rather than scatter: each input position sums what the windows containing
 it send back, in the reference's offset order (k = 0, 1, ...), so sum and max pooling agree with the
 reference bit for bit, and no position is written from two places (a parallel loop would be safe).
+One exception, the sign of a zero: where windows tile the input (stride = size), the reference's sum
+and average backward copy each window's dy (``pool._repeat_over_windows``), a -0 included, where the
+kernel adds it to +0.
 """
 from __future__ import annotations
 

@@ -4,16 +4,40 @@
 - stationary: one mask per sequence, drawn at the first step and reused at every step (Gal &
   Ghahramani). The mask lives in ``tape.memo`` under this layer, which is new for every forward pass.
 
-Masks are drawn where they are used: with a NumPy generator on the tape (the CPU), as always; with a
-device generator (``backend.random_state`` on a GPU) on the device, so no mask is uploaded. The GPU's
-draws come from CuPy's generator and differ from the CPU's masks for the same seed.
+Masks are drawn where they are used: with a NumPy generator on the tape (the CPU), from 32 random bits
+per unit (``random_bits``); with a device generator (``backend.random_state`` on a GPU) on the device,
+from uniform draws in the model's dtype, so no mask is uploaded. The GPU's draws come from CuPy's
+generator and differ from the CPU's masks for the same seed.
+
+On the host a unit is kept where u < keep for u = bits / 2^32, that is where bits < ceil(keep 2^32):
+the same masks for a seed in float32 and float64. (Until 2026-11-28 the host drew one float64 per
+unit, ``rng.random``: a NumPy generator makes one 64-bit word per float64 and, in NumPy 2.4, spends
+more per float32; two units per word halve the draws, which were a fifth of Deep's training step.)
 """
 from __future__ import annotations
+
+import math
 
 import numpy
 
 from .. import backend
 from .base import Layer
+
+# NumPy's bit generators whose raw output is one 64-bit word (MT19937's is 32 bits)
+WORD64 = (numpy.random.PCG64, numpy.random.PCG64DXSM, numpy.random.Philox, numpy.random.SFC64)
+
+
+def random_bits(rng, shape):
+    """32 uniform random bits (uint32) per entry of ``shape`` from the NumPy generator ``rng``.
+
+    With a 64-bit bit generator (NumPy's default, PCG64) they are the two halves of ceil(n / 2) raw
+    words, in order: for an even n the bits ``rng.integers(0, 2**32, dtype=numpy.uint32)`` draws, at
+    half its cost. Other bit generators go through ``rng.integers``."""
+    if not isinstance(rng.bit_generator, WORD64):
+        return rng.integers(0, 2**32, size=shape, dtype=numpy.uint32)
+    n = math.prod(shape)
+    words = rng.bit_generator.random_raw((n + 1) // 2)
+    return words.view(numpy.uint32)[:n].reshape(shape)
 
 
 @backend.register("dropout_mask")
@@ -40,8 +64,9 @@ class Dropout(Layer):
             return mask
         if tape.rng is None:
             raise ValueError("dropout in training needs a random generator on the tape (Tape(rng=...))")
-        if isinstance(tape.rng, numpy.random.Generator):    # host draws (float64, as ever), then moved
-            keep = backend.asarray(tape.rng.random(shape) < self.keep)
+        if isinstance(tape.rng, numpy.random.Generator):    # host draws, then moved
+            largest_kept = numpy.uint32(math.ceil(self.keep * 2**32) - 1)   # bits / 2^32 < keep
+            keep = backend.asarray(random_bits(tape.rng, shape) <= largest_kept)
             mask = keep.astype(dtype) / dtype.type(self.keep)
         else:                                               # a device generator: drawn in place
             mask = backend.op("dropout_mask")(tape.rng.random_sample(shape, dtype=dtype), self.keep)
