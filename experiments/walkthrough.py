@@ -1,6 +1,6 @@
 """A walk through relevance propagation, node by node, in a tiny R-LSTM and a tiny LSTM.
 
-    python experiments/walkthrough.py                       # about 1,400 lines: pipe it into less
+    python experiments/walkthrough.py                       # about 1,500 lines: pipe it into less
     python experiments/walkthrough.py --model R-LSTM        # one model
     python experiments/walkthrough.py --model LSTM --gates prop
 
@@ -18,11 +18,13 @@ Relevance starts at the explained logit (R = relu(f_c)) and walks the tape from 
 the input (``lrpnet.ledger.record``, the same walk as ``lrpnet.explain``). At each node it prints the
 rule (and, the first time, the docstring of its literal form: its equation), the values going in, the
 relevance arriving (R), the relevance each input gets from the library's
-fast rule (``lrpnet.rules``, via ``explain.node_rule``) and from the literal form of the rule's
-equation (``lrpnet.literal``) side by side, and the node's totals: arrived = passed + absorbed, with
-the residual. Nodes that only pass relevance on (activations, dropout) or move it like the gradient
-(slices, concatenations) print their totals only. Each walk ends with the totals per time step and
-the accounting identity: input relevance + absorbed = score.
+fast rule (``lrpnet.rules``, as ``explain`` applies it) and from the literal form of the rule's
+equation (``lrpnet.literal``) side by side, what the node absorbed by cause (bias, stabiliser, zero
+denominator; an initial state's row: state; ``lrpnet.ledger``), and the node's totals:
+arrived = passed + absorbed, with the residual. Nodes that only pass relevance on (activations,
+dropout) or move it like the gradient (slices, concatenations) print their totals only. Each walk ends
+with the totals per time step and the accounting identity: input relevance + absorbed = score, and
+absorbed = bias + stabiliser + zero + state.
 """
 from __future__ import annotations
 
@@ -119,6 +121,8 @@ def walk(name, method, gates=None, out=print):
                 f"{numpy.abs(absorbed - slow_absorbed).max():.1e}")
         elif len(e.to) > 1:
             out("     to: " + ", ".join(f"{label} {v[0]:+.8f}" for label, v in e.to.items()))
+        if any(v[0] != 0 for v in e.causes.values()):
+            out("     absorbed by cause: " + "  ".join(f"{c} {v[0]:+.8f}" for c, v in e.causes.items()))
         out(f"     totals: arrived {e.arrived[0]:+.8f}  passed {e.passed[0]:+.8f}  absorbed {e.absorbed[0]:+.8f}"
             f"  residual {e.residual[0]:+.1e}")
     out("\nper time step (t = -: the read-out and the leaves):")
@@ -127,7 +131,10 @@ def walk(name, method, gates=None, out=print):
             f"to the input {r['to_input']:+.8f}, residual {r['residual']:+.1e}")
     relevance, absorbed, score = book.relevance[0].sum(), book.absorbed()[0], book.score[0]
     out(f"identity: input relevance {relevance:+.8f} + absorbed {absorbed:+.8f} = {relevance + absorbed:+.8f}"
-        f"  score {score:+.8f}  difference {relevance + absorbed - score:+.1e}\n")
+        f"  score {score:+.8f}  difference {relevance + absorbed - score:+.1e}")
+    causes = book.absorbed_by_cause()
+    out("absorbed by cause: " + " + ".join(f"{c} {v[0]:+.8f}" for c, v in causes.items()) +
+        f" = {sum(v[0] for v in causes.values()):+.8f}\n")
     return book
 
 

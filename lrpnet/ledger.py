@@ -1,8 +1,8 @@
 """A relevance ledger: where the relevance of one explanation goes, node by node (THESIS.md section 4).
 
 ``record(model, x, method, ...)`` traces the model and walks its tape backwards as ``lrpnet.explain``
-does (the same composite, ``lrpnet.explain.node_rule`` at every node), writing down for every node of the
-walk, in the order of the walk:
+does (the same composite, the rule ``lrpnet.explain.node_rule`` applies at every node: ``rule_step``),
+writing down for every node of the walk, in the order of the walk:
 
     layer, kind, step   the node (step None: the head, or a block run on all steps at once)
     rule, params        the rule applied; a linear node gets the input rule, its layer's rule, or
@@ -11,17 +11,26 @@ walk, in the order of the walk:
     arrived             the relevance at the node's output
     to                  the relevance passed to each input, keyed by the layer that made the input
                         ("input" for the model's input, "state@<layer>" for an initial state)
-    absorbed            what the rule kept: bias and stabiliser shares, zero denominators
+    absorbed            what the rule kept, = bias + stabiliser + zero + state, by cause (``causes``):
+      bias                s b', the bias's share of a linear rule's denominator z + eps sign(z)
+      stabiliser          s eps sign(z), the stabiliser's share (every rule that divides)
+      zero                c R where z + eps sign(z) = 0: relevance with nothing to go to
+      state               what reaches an initial state (its own leaf row, below)
     residual            arrived - passed - absorbed: zero up to float rounding, for every rule
 
-then one row per leaf: "input" (the relevance that reaches x: the explanation) and each initial state
-(zero states: what reaches them counts as absorbed, as in ``explain``). So, per sample,
+with s = c R / (z + eps sign(z)) the rule's stabilised division (``lrpnet.rules``, module docstring).
+A linear node's causes come from ``rules.propagate`` (``parts=``); a proportional rule (pooling, the
+sum, LRP-prop and LRP-abs) divides by a total of its inputs (``divides_by``) and has no bias, so its
+causes are the stabiliser's and the zero denominators' (``rules.divide_parts``); the other rules absorb
+nothing. Then one row per leaf: "input" (the relevance that reaches x: the explanation) and each
+initial state (zero states: what reaches them counts as absorbed, as in ``explain``). So, per sample,
 first row's arrived = score = input relevance + sum of all absorbed.
 
 Every number is a total over the node's units; the ledger keeps it per sample (arrays of shape (N,)),
 and ``records``, ``table``, ``by_layer`` and ``by_step`` show one sample (``sample=k``) or the sum
 over the batch (``sample=None``, the default). ``keep=True`` also keeps the tape, each node and its
-arrays (relevance in, out and absorbed) for a closer look (``experiments/walkthrough.py``).
+arrays (relevance in, out and absorbed, and ``parts``: absorbed by cause) for a closer look
+(``experiments/walkthrough.py``).
 
 It is its own walk: ``explain`` does no extra work for it::
 
@@ -35,11 +44,12 @@ from dataclasses import dataclass, field
 
 import numpy
 
-from . import backend, composites, literal
+from . import backend, composites, literal, rules
 from .explain import node_rule
 from .literal import host
 
 STARTS = ("relu_logit", "logit", "onehot")      # as lrpnet.explain
+CAUSES = ("bias", "stabiliser", "zero", "state")  # why relevance is absorbed (module docstring)
 
 
 @dataclass
@@ -53,8 +63,10 @@ class Entry:
     arrived: numpy.ndarray
     to: dict
     absorbed: numpy.ndarray
+    causes: dict                                          # cause (CAUSES) -> (N,); they add up to absorbed
     node: object = field(default=None, repr=False)       # with keep=True
     arrays: tuple = field(default=None, repr=False)      # with keep=True: (R, R per input, absorbed)
+    parts: dict = field(default=None, repr=False)        # with keep=True: absorbed by cause, arrays shaped like R
 
     @property
     def passed(self):
@@ -80,36 +92,43 @@ class Ledger:
         """Relevance absorbed per sample, (N,): by the rules and by the initial states."""
         return sum((e.absorbed for e in self.entries), numpy.zeros_like(self.score))
 
+    def absorbed_by_cause(self) -> dict:
+        """``absorbed()`` by cause (``CAUSES``): cause -> (N,)."""
+        return {c: sum((e.causes[c] for e in self.entries), numpy.zeros_like(self.score)) for c in CAUSES}
+
     def records(self, sample=None) -> list:
-        """One dict per row (for ``pandas.DataFrame``): the row's fields, with ``passed`` and ``residual``;
-        numbers for one sample, or summed over the batch when ``sample`` is None."""
+        """One dict per row (for ``pandas.DataFrame``): the row's fields, with ``passed`` and ``residual``,
+        and absorbed by cause as columns of their own (``CAUSES``); numbers for one sample, or summed over
+        the batch when ``sample`` is None."""
         pick = _picker(sample)
         return [dict(order=k, layer=e.layer, kind=e.kind, step=e.step, rule=e.rule, params=e.params,
                      arrived=pick(e.arrived), passed=pick(e.passed), absorbed=pick(e.absorbed),
+                     **{c: pick(e.causes[c]) for c in CAUSES},
                      residual=pick(e.residual), to={name: pick(v) for name, v in e.to.items()})
                 for k, e in enumerate(self.entries)]
 
     def by_layer(self, sample=None) -> list:
         """Per layer, in the order of the walk: nodes, arrived (as ``Explanation.per_layer``), passed,
-        absorbed, residual, summed over the layer's nodes (its time steps)."""
+        absorbed and its causes, residual, summed over the layer's nodes (its time steps)."""
         return _group(self.records(sample), "layer")
 
     def by_step(self, sample=None) -> list:
         """Per time step (steps in order, then None: the head, batched blocks and the leaves): nodes,
-        arrived, passed, absorbed, residual and ``to_input``, the relevance passed to the model's input
-        at that step (``Explanation.per_step`` when every step reads its own slice)."""
+        arrived, passed, absorbed and its causes, residual and ``to_input``, the relevance passed to the
+        model's input at that step (``Explanation.per_step`` when every step reads its own slice)."""
         rows = _group(self.records(sample), "step")
         return sorted(rows, key=lambda r: (r["step"] is None, r["step"] or 0))
 
     def table(self, sample=None) -> str:
         """The ledger as a text table, one row per node of the walk."""
-        rows = [("#", "layer", "kind", "t", "rule", "arrived", "passed", "absorbed", "residual", "to")]
+        rows = [("#", "layer", "kind", "t", "rule", "arrived", "passed", "absorbed", *CAUSES, "residual", "to")]
         for r in self.records(sample):
             rows.append((str(r["order"]), r["layer"], r["kind"], _step(r["step"]), describe(r["rule"], r["params"]),
                          f"{r['arrived']:+.6g}", f"{r['passed']:+.6g}", f"{r['absorbed']:+.3g}",
+                         *(f"{r[c]:+.3g}" for c in CAUSES),
                          f"{r['residual']:+.1e}", ", ".join(f"{k} {v:+.4g}" for k, v in r["to"].items())))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        right = (0, 3, 5, 6, 7, 8)            # numbers align right
+        right = (0, 3) + tuple(range(5, 9 + len(CAUSES)))       # numbers align right
         return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w)
                                    for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows)
 
@@ -148,11 +167,13 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
         entries = []
 
         def local_step(node, R):
-            R_in, absorbed = node_rule(node, R, comp)
+            R_in, absorbed, parts = rule_step(node, R, comp)
             to = {k: total(r) for k, r in zip(_labels(node, consumers), R_in) if r is not None}
+            causes = {c: total(parts[c]) if c in parts else numpy.zeros(n) for c in CAUSES}
             arrays = (host(R), tuple(host(r) for r in R_in), host(absorbed)) if keep else None
             entries.append(Entry(node.layer.name or node.layer.kind, node.layer.kind, node.step, *rule_of(node, comp),
-                                 total(R), to, total(absorbed), node if keep else None, arrays))
+                                 total(R), to, total(absorbed), causes, node if keep else None, arrays,
+                                 {c: host(a) for c, a in parts.items()} if keep else None))
             return R_in
 
         leaves = tape.reverse({out: R0}, local_step)
@@ -160,12 +181,51 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
         relevance = xp.zeros_like(x_var.value) if relevance is None else relevance
         for v, R in sorted(leaves.items(), key=lambda vr: vr[0] is not x_var):     # the input first
             is_input = v is x_var
+            kept = numpy.zeros(n) if is_input else total(R)        # an initial state absorbs what reaches it
             entries.append(Entry(_leaf(v, consumers), "leaf", None, "-", {}, total(R),
-                                 {"explanation": total(R)} if is_input else {},
-                                 numpy.zeros(n) if is_input else total(R), None,
-                                 (host(R), (), None) if keep else None))
+                                 {"explanation": total(R)} if is_input else {}, kept,
+                                 {**{c: numpy.zeros(n) for c in CAUSES}, "state": kept}, None,
+                                 (host(R), (), None) if keep else None,
+                                 ({} if is_input else {"state": host(R)}) if keep else None))
         return Ledger(entries, host(score), host(t).astype(numpy.int64), host(relevance), name, comp,
                       tape if keep else None)
+
+
+def rule_step(node, R, comp):
+    """(relevance per input, absorbed, absorbed by cause) of the rule ``comp`` applies at ``node``:
+    ``explain.node_rule``'s result, and {cause: array shaped like R} (module docstring). A linear node
+    runs the rule node_rule runs there (chosen by ``literal.linear_rule``, as ``rule_of`` names it),
+    asking ``rules.propagate`` for the parts; a proportional rule splits by its denominator."""
+    kind = node.layer.kind
+    if kind in composites.LINEAR_KINDS:
+        parts = {}
+        R_in, absorbed = rules.linear(node.layer, node.inputs[0].value, R, *literal.linear_rule(node, comp),
+                                      parts=parts)
+        return (R_in,), absorbed, parts
+    R_in, absorbed = node_rule(node, R, comp)
+    name, params = comp[kind]
+    rule = rules.lookup(name, kind)
+    z = divides_by(node, rule)
+    if z is None:
+        return R_in, absorbed, {}
+    return R_in, absorbed, rules.divide_parts(R, z, {**rule.params, **params}["eps"])
+
+
+def divides_by(node, rule):
+    """The z a proportional rule divides by at ``node`` (its d = z + eps sign(z)), as its equation in
+    ``lrpnet.rules`` writes it; None for the rules that divide by nothing and absorb nothing (pass, move,
+    winner-take-all, signal-take-all, half)."""
+    xs = [v.value for v in node.inputs]
+    if rule.equation is rules.pool_proportional:
+        return node.output.value                        # a = pool(x)
+    if rule.equation is rules.add_proportional:
+        return sum(xs[1:], xs[0])                       # y = sum_i x_i
+    if rule.equation is rules.gate_prop:
+        return xs[0] + xs[1]                            # g + s
+    if rule.equation is rules.gate_abs:
+        xp = backend.xp()
+        return xp.abs(xs[0]) + xp.abs(xs[1])            # |g| + |s|
+    return None
 
 
 def rule_of(node, comp):
@@ -236,12 +296,11 @@ def _step(step):
 
 
 def _group(records, key):
-    groups = {}
+    groups, sums = {}, ("arrived", "passed", "absorbed", *CAUSES, "residual")
     for r in records:
-        g = groups.setdefault(r[key], {key: r[key], "nodes": 0, "arrived": 0.0, "passed": 0.0,
-                                       "absorbed": 0.0, "residual": 0.0, "to_input": 0.0})
+        g = groups.setdefault(r[key], {key: r[key], "nodes": 0, **dict.fromkeys(sums, 0.0), "to_input": 0.0})
         g["nodes"] += 1
-        for k in ("arrived", "passed", "absorbed", "residual"):
+        for k in sums:
             g[k] += r[k]
         if r["kind"] != "leaf":
             g["to_input"] += r["to"].get("input", 0.0)

@@ -84,3 +84,20 @@ def test_printed_numbers_are_the_librarys(walkthrough, sections):
         assert len(residuals) >= len(arrived) and max(map(abs, residuals)) < 1e-12
         diffs = [float(d) for d in re.findall(rf"max \|fast - literal\| = {NUM}", text)]
         assert len(diffs) > 20 and max(diffs) < 1e-12, where
+        # absorbed by cause: at every node that absorbs, the causes add up to its absorbed; in all, to explain's
+        causes = None
+        for line in lines:
+            m = re.match(rf"\s+absorbed by cause: bias {NUM}  stabiliser {NUM}  zero {NUM}  state {NUM}$", line)
+            causes = [float(v) for v in m.groups()] if m else causes
+            totals = re.match(rf"\s+totals: arrived {NUM}  passed {NUM}  absorbed {NUM}", line)
+            if totals:
+                node_absorbed = float(totals.group(3))
+                assert causes is not None or node_absorbed == 0, (where, line)
+                assert sum(causes or [0.0]) == pytest.approx(node_absorbed, abs=4e-8), (where, line)
+                causes = None
+        m = re.search(rf"^absorbed by cause: bias {NUM} \+ stabiliser {NUM} \+ zero {NUM} \+ state {NUM} = {NUM}$",
+                      text, re.M)
+        bias, stabiliser, zero, state, total = map(float, m.groups())
+        assert bias + stabiliser + zero + state == pytest.approx(total, abs=4e-8)
+        assert total == pytest.approx(e.absorbed[0], abs=1e-8), where
+        assert bias != 0 and stabiliser > 0, where              # every case has biases and a stabilised sum
