@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import lrpnet
-from lrpnet import composites, models, rules
+from lrpnet import backend, composites, models, rules
 from lrpnet.layers import Dense
 from lrpnet.graph import Tape
 
@@ -90,7 +90,7 @@ def test_a_new_rule_is_one_registration():
     """A rule written and registered in one place is usable by name in a composite, with no other change."""
     @rules.rule("test_gate_only", kinds=("gatemul",), step=rules._gate_step)
     def gate_only(gate, signal, R):
-        return (R, None), numpy.zeros_like(R)
+        return (R, None), backend.xp().zeros_like(R)
     try:
         model = models.build("rlstm", input_shape=(28, 12), T=3, n_classes=5, seed=1, dtype="float64")
         x = numpy.random.default_rng(0).uniform(-1, 1, (4, 28, 12))

@@ -60,9 +60,10 @@ class Recording(ArrayDataset):
 
 
 @pytest.mark.parametrize("order", ["fixed", "shuffled"])
-def test_fit_batch_order(order):
+def test_fit_batch_order(order, on_the_host):
     """"fixed": every epoch visits the training set in epoch 0's (shuffled) order; "shuffled": a new
-    order each epoch."""
+    order each epoch. (On the host: a GPU model batches a device copy of the set, in the same order,
+    without calling the set's ``batches``.)"""
     model = build("shallow", input_shape=(6, 8), T=4, n_classes=3, hidden=4, state=4)
     train = Recording()
     fit(model, train, epochs=3, batch_size=4, progress=False, batch_order=order)
