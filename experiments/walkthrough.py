@@ -12,7 +12,7 @@ rounded to one decimal. One image is explained:
 1. the R-LSTM with DTD ("dtd": z^B at the input, z+ above) and LRP-alpha1.5beta0.5, gates
    signal-take-all (THESIS.md section 4);
 2. the LSTM with LRP-epsilon (as Arras et al. explain LSTMs) under each gate rule of
-   ``lrpnet.composites.GATE_RULES``: signal-take-all, prop, half (and abs, where the library has it).
+   ``lrpnet.composites.GATE_RULES``: signal-take-all, prop, abs, half.
 
 Relevance starts at the explained logit (R = relu(f_c)) and walks the tape from the output back to
 the input (``lrpnet.ledger.record``, the same walk as ``lrpnet.explain``). At each node it prints the
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lrpnet import composites, ledger, literal, models  # noqa: E402
 
 SEEDS = {"R-LSTM": 0, "LSTM": 36}      # seeds whose untrained models have live units and a positive score
-GATES = tuple(g for g in ("signal_take_all", "prop", "half", "abs") if g in composites.GATE_RULES)
+GATES = composites.GATE_RULES
 CASES = [("R-LSTM", "dtd", None), ("R-LSTM", "lrp-alpha1.5beta0.5", None)] + \
         [("LSTM", "lrp-epsilon", g) for g in GATES]
 

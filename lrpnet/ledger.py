@@ -44,11 +44,10 @@ from dataclasses import dataclass, field
 
 import numpy
 
-from . import backend, composites, literal, rules
-from .explain import node_rule
+from . import backend, composites, rules
+from .explain import STARTS, _method, _targets, node_rule
 from .literal import host
 
-STARTS = ("relu_logit", "logit", "onehot")      # as lrpnet.explain
 CAUSES = ("bias", "stabiliser", "zero", "state")  # why relevance is absorbed (module docstring)
 
 
@@ -148,14 +147,9 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
         tape, x_var, out = model.trace(x)
         logits = out.value
         n = logits.shape[0]
-        if isinstance(target, str) and target == "predicted":
+        t = _targets(target, n, model)
+        if isinstance(t, str):
             t = xp.argmax(logits, axis=1)
-        elif isinstance(target, (int, numpy.integer)):
-            if not 0 <= int(target) < model.n_classes:
-                raise ValueError(f"target class {target} is outside [0, {model.n_classes})")
-            t = xp.full(n, int(target), dtype=xp.int64)
-        else:
-            t = model.check_labels(target, n)
         f = logits[xp.arange(n), t]
         score = {"relu_logit": xp.maximum(f, 0), "logit": f, "onehot": xp.ones_like(f)}[start]
         R0 = xp.zeros_like(logits)
@@ -194,12 +188,12 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
 def rule_step(node, R, comp):
     """(relevance per input, absorbed, absorbed by cause) of the rule ``comp`` applies at ``node``:
     ``explain.node_rule``'s result, and {cause: array shaped like R} (module docstring). A linear node
-    runs the rule node_rule runs there (chosen by ``literal.linear_rule``, as ``rule_of`` names it),
+    runs the rule node_rule runs there (``rules.linear_choice``, as ``rule_of`` names it),
     asking ``rules.propagate`` for the parts; a proportional rule splits by its denominator."""
     kind = node.layer.kind
     if kind in composites.LINEAR_KINDS:
         parts = {}
-        R_in, absorbed = rules.linear(node.layer, node.inputs[0].value, R, *literal.linear_rule(node, comp),
+        R_in, absorbed = rules.linear(node.layer, node.inputs[0].value, R, *rules.linear_choice(node, comp),
                                       parts=parts)
         return (R_in,), absorbed, parts
     R_in, absorbed = node_rule(node, R, comp)
@@ -234,7 +228,7 @@ def rule_of(node, comp):
     kind = node.layer.kind
     if kind not in composites.LINEAR_KINDS:
         return comp[kind]
-    rule, params, mask, pixel_rule, pixel_params, shared = literal.linear_rule(node, comp)
+    rule, params, mask, pixel_rule, pixel_params, shared = rules.linear_choice(node, comp)
     if mask is None:
         return rule, params
     return "mixed", {"input": (pixel_rule, pixel_params), kind: (rule, params),
@@ -258,20 +252,11 @@ def total(a):
 
 def _composite(method, composite, gates):
     """(name, resolved composite) for a relevance method, as ``explain`` resolves it."""
-    if isinstance(method, dict):
-        name, comp = "custom", {**method, **(composite or {})}
-    elif method == "lrp" and composite is not None:
-        name, comp = "custom", dict(composite)
-    elif method in composites.names():
-        name, comp = method, {**composites.get(method), **(composite or {})}
-    else:
+    name, comp = _method(method, composite, gates)
+    if comp is None:
         raise ValueError(f"the ledger follows relevance methods: a composite dict, 'lrp' with composite=, "
                          f"or one of {', '.join(composites.names())}; got {method!r}")
-    if gates is not None:
-        if gates not in composites.GATE_RULES:
-            raise ValueError(f"unknown gate rule {gates!r}; expected one of {', '.join(composites.GATE_RULES)}")
-        comp["gatemul"] = (gates, {})
-    return name, composites.resolve(comp)
+    return name, comp
 
 
 def _labels(node, consumers):

@@ -41,8 +41,9 @@ from typing import NamedTuple
 
 import numpy
 
-from . import backend, composites
-from .explain import node_rule as fast_node_rule, pixel_mask as pixel_mask_of
+from . import backend, composites, rules
+from .explain import node_rule as fast_node_rule
+from .layers.conv import window_pads
 
 na = numpy.newaxis
 
@@ -185,18 +186,11 @@ def dense(x, W, b, R, rule, params=None, pixel_mask=None, pixel_rule=None, pixel
 
 def conv_matrix(W, hw, stride, padding):
     """The matrix M (H*W*C_in, OH*OW*C_out) with conv(x) = x.reshape(N, -1) @ M, by loops: W[i, j]
-    joins input (s p + i - top, s q + j - left) to output (p, q) (TensorFlow's padding, as
-    ``lrpnet.layers.conv``). Returns (M, (OH, OW))."""
+    joins input (s p + i - top, s q + j - left) to output (p, q) (top, left: the layer's own padding,
+    ``lrpnet.layers.conv.window_pads``). Returns (M, (OH, OW))."""
     kh, kw, ci, co = W.shape
     (sh, sw) = (stride, stride) if numpy.isscalar(stride) else stride
-
-    def axis(size, k, s):
-        if padding == "VALID":
-            return 0, (size - k) // s + 1
-        out = -(-size // s)
-        return max((out - 1) * s + k - size, 0) // 2, out
-
-    (top, oh), (left, ow) = axis(hw[0], kh, sh), axis(hw[1], kw, sw)
+    (top, _, left, _), (oh, ow) = window_pads((1, *hw), (kh, kw), (sh, sw), padding)
     M = numpy.zeros((hw[0], hw[1], ci, oh, ow, co))
     for p in range(oh):
         for q in range(ow):
@@ -243,14 +237,7 @@ def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pix
 def windows(x_shape, size, stride, padding):
     """{(p, q): the real input positions (r, c) of output (p, q)'s window, row-major}, and (OH, OW)."""
     (kh, kw), (sh, sw) = size, stride
-
-    def axis(n, k, s):
-        if padding == "VALID":
-            return 0, (n - k) // s + 1
-        out = -(-n // s)
-        return max((out - 1) * s + k - n, 0) // 2, out
-
-    (top, oh), (left, ow) = axis(x_shape[1], kh, sh), axis(x_shape[2], kw, sw)
+    (top, _, left, _), (oh, ow) = window_pads(x_shape, size, stride, padding)
     return {(p, q): [(p * sh + i - top, q * sw + j - left) for i in range(kh) for j in range(kw)
                      if 0 <= p * sh + i - top < x_shape[1] and 0 <= q * sw + j - left < x_shape[2]]
             for p in range(oh) for q in range(ow)}, (oh, ow)
@@ -346,21 +333,6 @@ GATES = {"signal_take_all": gate_signal_take_all, "prop": gate_prop, "half": gat
 
 
 # -- a node of the tape --------------------------------------------------------------------------------------
-def linear_rule(node, comp):
-    """The linear rule ``comp`` gives a linear node, chosen as ``lrpnet.explain.node_rule`` chooses it:
-    (rule, params, pixel_mask, pixel_rule, pixel_params, shared). An input layer takes ``comp["input"]``;
-    a node seeing pixels and states together (``pixel_mask`` not None) the mixed rule, joined as
-    ``comp["mixed"]`` says ("first_group", or "shared": ``shared`` True)."""
-    rule, params = comp[node.layer.kind]
-    mask = pixel_mask_of(node)
-    if mask is None:
-        return rule, params, None, None, None, False
-    if isinstance(mask, str) or tuple(comp["input"]) == (rule, params):
-        return (*comp["input"], None, None, None, False)
-    shared = comp.get("mixed", ("first_group", {}))[0] == "shared"
-    return (rule, params, mask, *comp["input"], shared)
-
-
 def node_rule(node, R, comp):
     """The literal twin of ``lrpnet.explain.node_rule``: (relevance per input of ``node``, absorbed) under
     composite ``comp``, as host arrays. Shape layers ("move": the gradient) and "pass" have no
@@ -369,7 +341,7 @@ def node_rule(node, R, comp):
     rule, params = comp[kind]
     xs = [host(v.value) for v in node.inputs]
     if kind in composites.LINEAR_KINDS:
-        R_in, absorbed = linear(node.layer, xs[0], R, *linear_rule(node, comp))
+        R_in, absorbed = linear(node.layer, xs[0], R, *rules.linear_choice(node, comp))
         return (R_in,), absorbed
     R = host(R)
     if kind == "add":

@@ -251,19 +251,24 @@ def names_for(kind) -> list:
 
 # how each family of rules is applied at a node
 def _linear_step(rule, node, R, params, composite):
-    """A linear node: its own rule; an input layer's rule where its input is the pixels; the MIXED rule
-    (``linear``) where its input joins pixels and states (``pixel_mask``)."""
-    layer, x = node.layer, node.inputs[0].value
-    mask = pixel_mask(node)
-    pixel_rule, pixel_params = composite["input"]
-    if mask is None:
-        R_in, lost = linear(layer, x, R, rule.name, params)
-    elif isinstance(mask, str) or (pixel_rule, pixel_params) == (rule.name, params):
-        R_in, lost = linear(layer, x, R, pixel_rule, pixel_params)
-    else:
-        shared = composite.get("mixed", ("first_group", {}))[0] == "shared"
-        R_in, lost = linear(layer, x, R, rule.name, params, mask, pixel_rule, pixel_params, shared)
+    R_in, lost = linear(node.layer, node.inputs[0].value, R, *linear_choice(node, composite))
     return (R_in,), lost
+
+
+def linear_choice(node, composite):
+    """The rule ``composite`` gives a linear node, as ``linear``'s arguments after (layer, x, R):
+    (rule, params, pixel_mask, pixel_rule, pixel_params, shared). Its layer's rule; the input rule where
+    its input is the pixels; the MIXED rule where its input joins pixels and states (``pixel_mask``),
+    joined as the composite's "mixed" entry says (``shared``: the thesis's one denominator)."""
+    rule, params = composite[node.layer.kind]
+    pixel_rule, pixel_params = composite["input"]
+    mask = pixel_mask(node)
+    if mask is None:
+        return rule, params, None, None, None, False
+    if isinstance(mask, str) or (pixel_rule, pixel_params) == (rule, params):
+        return pixel_rule, pixel_params, None, None, None, False
+    shared = composite.get("mixed", ("first_group", {}))[0] == "shared"
+    return rule, params, mask, pixel_rule, pixel_params, shared
 
 
 def _pass_step(rule, node, R, params, composite):

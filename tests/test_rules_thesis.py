@@ -1,17 +1,16 @@
 """The rule book, the rules added for THESIS.md section 7 and Arras et al. 2019, and guided backprop's
 two variants.
 
-Each new rule or variant against a slow literal form of its equation (dense layer, float64, written
-with z_jk = x_j w_jk as the LRP toolbox writes it), and the accounting identity on whole models:
+Each new rule or variant against the slow literal form of its equation (``lrpnet.literal``: dense layer,
+float64, written with z_jk = x_j w_jk as the LRP toolbox writes it), and the accounting identity on whole models:
 input relevance + absorbed == score, sample by sample.
 """
 import numpy
 import pytest
 
 import lrpnet
-from lrpnet import backend, composites, models, rules
+from lrpnet import backend, composites, literal, models, rules
 from lrpnet.layers import Dense
-from lrpnet.graph import Tape
 
 from devices import dev, host
 
@@ -27,46 +26,6 @@ def dense(rng, n_in=7, n_out=5, n=6, positive=True):
 
 def plain(layer):
     return host(layer.params["W"]), host(layer.params["b"])
-
-
-# -- literal forms --------------------------------------------------------------------------------------
-def literal_thesis_alpha_beta(x, W, R, alpha, beta, eps=1e-9):
-    """The thesis's code (THESIS.md section 7): R_j = x_j (alpha (W+ s+)_j - beta (W- s-)_j) with
-    s+- = R / (x W+- + eps), no bias anywhere (x >= 0)."""
-    Wp, Wn = numpy.maximum(W, 0), numpy.minimum(W, 0)
-    s_pos = R / (x @ Wp + eps)
-    s_neg = R / (x @ Wn + eps)
-    return x * (alpha * (s_pos @ Wp.T) - beta * (s_neg @ Wn.T))
-
-
-def literal_shared_first_layer(x, W, R, mask, alpha, beta, low=-1.0, high=1.0, eps=1e-9):
-    """Shallow's first layer in the thesis's code: ONE denominator
-    z_k = alpha sum_j r_j w+_jk - beta sum_j r_j w-_jk + sum_i (x_i w_ik - l w+_ik - h w-_ik);
-    pixels get their z^B terms / z R, states r_j (alpha w+_jk - beta w-_jk) / z R."""
-    Wp, Wn = numpy.maximum(W, 0), numpy.minimum(W, 0)
-    m = mask[None, :, None]
-    Z_pix = x[:, :, None] * W[None] - low * Wp[None] - high * Wn[None]          # (N, J, K)
-    Z_state = x[:, :, None] * (alpha * Wp - beta * Wn)[None]
-    Z = m * Z_pix + (1 - m) * Z_state
-    z = Z.sum(axis=1)
-    z = z + eps * numpy.where(z >= 0, 1.0, -1.0)
-    return (Z / z[:, None, :] * R[:, None, :]).sum(axis=2)
-
-
-def literal_gamma_zennit(x, W, b, R, g, eps):
-    """zennit 0.5's generalised gamma: outputs with z_k >= 0 favour positive contributions,
-    rho(w) = w + g w+ on x+ and w + g w- on x-; outputs with z_k < 0 the reverse."""
-    xp_, xn_ = numpy.maximum(x, 0), numpy.minimum(x, 0)
-    up, down = W + g * numpy.maximum(W, 0), W + g * numpy.minimum(W, 0)
-    z = x @ W + b
-    R_in = numpy.zeros(x.shape)
-    for sel, (wa, wb, bb) in ((z >= 0, (up, down, b + g * numpy.maximum(b, 0))),
-                              (z < 0, (down, up, b + g * numpy.minimum(b, 0)))):
-        Z = xp_[:, :, None] * wa[None] + xn_[:, :, None] * wb[None]
-        zk = Z.sum(axis=1) + bb
-        zk = zk + eps * numpy.where(zk >= 0, 1.0, -1.0)
-        R_in += (Z / zk[:, None, :] * numpy.where(sel, R, 0)[:, None, :]).sum(axis=2)
-    return R_in
 
 
 # -- the rule book ----------------------------------------------------------------------------------------
@@ -110,7 +69,8 @@ def test_thesis_alpha_beta_equals_literal_form(alpha, beta):
     W, _ = plain(layer)
     p = {"alpha": alpha, "beta": beta, "eps": 1e-9, "with_bias": False, "stabiliser": "added"}
     R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", p))
-    numpy.testing.assert_allclose(R_in, literal_thesis_alpha_beta(x, W, R, alpha, beta), rtol=1e-10, atol=1e-12)
+    slow, _ = literal.dense(x, W, None, R, "alpha_beta", p)        # x >= 0: R_j = x_j (alpha (W+ s+)_j - beta (W- s-)_j)
+    numpy.testing.assert_allclose(R_in, slow, rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(R_in.sum() + absorbed.sum(), R.sum(), rtol=1e-9)      # accounting
     # the bias changes the principled rule's result, and not the thesis's
     principled, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", {"alpha": alpha, "beta": beta}))
@@ -125,7 +85,8 @@ def test_added_stabiliser_differs_from_signed_only_in_the_negative_group():
     signed, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", big))
     added, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", {**big, "stabiliser": "added"}))
     W, _ = plain(layer)
-    numpy.testing.assert_allclose(added, literal_thesis_alpha_beta(x, W, R, 1.5, 0.5, eps=0.5), rtol=1e-10)
+    slow, _ = literal.dense(x, W, None, R, "alpha_beta", {**big, "with_bias": False, "stabiliser": "added"})
+    numpy.testing.assert_allclose(added, slow, rtol=1e-10)
     assert not numpy.allclose(signed, added)
     one, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", {"alpha": 1.0, "beta": 0.0, "eps": 0.5}))
     one_added, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta",
@@ -143,7 +104,8 @@ def test_shared_mixed_first_layer_equals_literal_form(alpha, beta):
     p = {"alpha": alpha, "beta": beta, "eps": 1e-9, "with_bias": False, "stabiliser": "added"}
     R_in, absorbed = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", p, dev(mask), "zbox",
                                        {"low": -1.0, "high": 1.0}, shared=True))
-    numpy.testing.assert_allclose(R_in, literal_shared_first_layer(x, W, R, mask, alpha, beta), rtol=1e-9, atol=1e-12)
+    slow, _ = literal.dense(x, W, None, R, "alpha_beta", p, mask, "zbox", {"low": -1.0, "high": 1.0}, shared=True)
+    numpy.testing.assert_allclose(R_in, slow, rtol=1e-9, atol=1e-12)
     numpy.testing.assert_allclose(R_in.sum() + absorbed.sum(), R.sum(), rtol=1e-9)
     if beta:      # the beta part gives the state positive relevance where R > 0 (section 7)
         joined, _ = host(rules.linear(layer, dev(x), dev(R), "alpha_beta", p, dev(mask), "zbox",
@@ -157,7 +119,8 @@ def test_gamma_variants_equal_literal_forms(positive):
     layer, x, R = dense(rng, positive=positive)
     W, b = plain(layer)
     zennit, absorbed = host(rules.linear(layer, dev(x), dev(R), "gamma", {"gamma": 0.25, "variant": "zennit"}))
-    numpy.testing.assert_allclose(zennit, literal_gamma_zennit(x, W, b, R, 0.25, 1e-9), rtol=1e-9, atol=1e-12)
+    slow, _ = literal.dense(x, W, b, R, "gamma", {"gamma": 0.25, "eps": 1e-9, "variant": "zennit"})
+    numpy.testing.assert_allclose(zennit, slow, rtol=1e-9, atol=1e-12)
     numpy.testing.assert_allclose(zennit.sum() + absorbed.sum(), R.sum(), rtol=1e-9)
     montavon, _ = host(rules.linear(layer, dev(x), dev(R), "gamma", {"gamma": 0.25}))
     z = x @ W + b

@@ -43,7 +43,7 @@ def sections(walkthrough):
 
 def test_it_walks_every_case_and_gate_rule(sections):
     gates = [k[2] for k in sections if k[0] == "LSTM"]
-    assert set(gates) == set(composites.GATE_RULES)                # abs too, once the library has it
+    assert set(gates) == set(composites.GATE_RULES)
     assert {(m, method) for m, method, _ in sections} == {("R-LSTM", "dtd"), ("R-LSTM", "lrp-alpha1.5beta0.5"),
                                                            ("LSTM", "lrp-epsilon")}
 
