@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["Dataset", "scale_pixels", "batch_rows"]
+__all__ = ["Dataset", "scale_pixels", "epoch_order", "batch_rows"]
 
 # uint8 -> float32 in [-1, 1], 2*x/255 - 1 (THESIS section 1): background 0 -> -1, ink 255 -> 1
 _SCALE = (2.0 * np.arange(256) / 255.0 - 1.0).astype(np.float32)
@@ -24,17 +24,21 @@ def scale_pixels(pixels) -> np.ndarray:
     return _SCALE[pixels]
 
 
+def epoch_order(n, shuffle=True, seed=0, epoch=0) -> np.ndarray:
+    """The order of the ``n`` rows in one epoch: with ``shuffle`` a permutation drawn from
+    ``default_rng([seed, epoch])`` (a new order each epoch, the same for the same (seed, epoch)),
+    else ``0..n-1``."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else np.arange(n)
+
+
 def batch_rows(n, batch_size, shuffle=True, seed=0, epoch=0, drop_last=False):
     """Yield the row indices of each batch of one epoch over ``n`` samples (``Dataset.batches`` and
-    ``lrpnet.training.ArrayDataset.batches``).
-
-    With ``shuffle`` the order is a permutation drawn from ``default_rng([seed, epoch])``: a new order
-    each epoch, the same for the same (seed, epoch). ``drop_last`` skips a final batch shorter than
-    ``batch_size``.
+    ``lrpnet.training.ArrayDataset.batches``), in ``epoch_order``. ``drop_last`` skips a final batch
+    shorter than ``batch_size``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else np.arange(n)
+    order = epoch_order(n, shuffle, seed, epoch)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start:start + batch_size]

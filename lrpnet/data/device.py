@@ -4,7 +4,7 @@ Training on a GPU must not assemble every batch on the host and upload it. ``on_
 copies what a dataset is made of to the device once: for a task's ``Dataset`` the shared uint8 source
 images, the (N, n_blocks) index of the source image in each block and the labels (55 MB for all of
 MNIST); for an ``ArrayDataset`` its images in the model's dtype. ``batches`` then draws the same order
-as the host dataset (``default_rng([seed, epoch])``, one upload of the permutation per epoch) and
+as the host dataset (``epoch_order``, one upload of the permutation per epoch) and
 gathers each batch on the device: block b of row r is ``source_images[sources[r, b]]``, and pixels go
 through the same 256-entry table ``2*x/255 - 1`` as on the host, so the images are bit-identical.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from .dataset import _SCALE, Dataset
+from .dataset import _SCALE, Dataset, epoch_order
 
 __all__ = ["DeviceDataset", "on_device"]
 
@@ -74,8 +74,7 @@ class DeviceDataset:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         n = len(self)
-        order = np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else np.arange(n)
-        order = backend.asarray(order)
+        order = backend.asarray(epoch_order(n, shuffle, seed, epoch))    # one upload per epoch
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
             yield self.images(rows), self.labels[rows]
