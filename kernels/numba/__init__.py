@@ -1,9 +1,9 @@
 """Numba (CPU) kernels. Importing this package registers them with lrpnet.backend under "numba".
 
-Operations without a kernel here run the NumPy reference. One module per module of ``lrpnet/layers``:
+Operations without a kernel here run the NumPy reference. One module per module of ``lrpnet``:
 
 - ``conv``: none: its kernels lost to the reference's BLAS products at every batch of 4 or more
-  (0.27x to 0.76x); the module's docstring keeps the numbers (``lrpnet/layers/conv.py``)
+  (0.27x to 0.76x); ``kernels/numba/conv.py``'s docstring keeps the numbers (``lrpnet/layers/conv.py``)
 - ``pool``: sumpool2d_*, avgpool2d_*, maxpool2d_* forward and backward (``lrpnet/layers/pool.py``)
 - ``activations``: sigmoid_backward, tanh_backward, relu_backward, relu_guided_backward
   (``lrpnet/layers/activations.py``)

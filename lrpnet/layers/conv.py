@@ -216,9 +216,9 @@ def conv2d_input_grad(weight, dz, x_shape, stride, pads):
 PATCH_CHUNK_BYTES = {"cpu": 4 * 2 ** 20, "gpu": 512 * 2 ** 20}
 
 
-def images_per_chunk(x_shape, kernel, stride, pads, itemsize=4):
-    """How many images' patches (``conv2d_patches`` of an x of shape ``x_shape``) make about
-    ``PATCH_CHUNK_BYTES``, at least one."""
+def images_per_chunk(x_shape, kernel, stride, pads, itemsize):
+    """How many images' patches (``conv2d_patches`` of an x of shape ``x_shape``, ``itemsize`` bytes an
+    entry) make about ``PATCH_CHUNK_BYTES``, at least one."""
     oh, ow = output_hw(x_shape, kernel, stride, pads)
     patch_bytes = oh * ow * kernel[0] * kernel[1] * x_shape[3] * itemsize
     return max(1, PATCH_CHUNK_BYTES[backend.device()] // patch_bytes)
