@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 
-from threads import limit_threads  # benchmarks/threads.py, beside this script
+from threads import THREAD_ENV, limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 # numpy, numba, torch and lrpnet are imported in main(), after --threads has set the thread counts
@@ -129,8 +129,7 @@ def header(report, args, columns, reasons):
             versions.append(f"{mod} {__import__(mod).__version__}")
         except Exception as e:       # not installed, or a broken install: say which
             versions.append(f"{mod} absent ({type(e).__name__})")
-    threads = [f"{v}={os.environ.get(v, 'unset')}" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                              "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")]
+    threads = [f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_ENV]
     if "numba" in columns:
         import numba
         threads.append(f"numba uses {numba.get_num_threads()}")

@@ -33,12 +33,9 @@ import sys
 import tempfile
 import time
 
+from threads import limit_threads  # benchmarks/threads.py, beside this script
+
 ROOT = os.getcwd()
-
-
-def limit_threads(n):
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 def load_before(commit, tmp):

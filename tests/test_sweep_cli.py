@@ -66,11 +66,14 @@ BAD = [
 ]
 
 
+def _one_line(err, expected):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweep.py: error: ") and expected in lines[0], err
+
+
 def _check_one_line_error(rc, err, expected, out):
     assert rc == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("sweep.py: error: ") and expected in lines[0], lines[0]
+    _one_line(err, expected)
     assert not out.exists(), "a rejected command must not create its output folder"
 
 
@@ -81,11 +84,6 @@ def test_bad_argument_exits_2_with_one_line_and_does_no_work(argv, expected, tmp
     captured = capsys.readouterr()
     _check_one_line_error(rc, captured.err, expected, out)
     assert captured.out == ""
-
-
-def _one_line(err, expected):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sweep.py: error: ") and expected in lines[0], err
 
 
 @pytest.mark.parametrize("where", ["file", "under a file"])

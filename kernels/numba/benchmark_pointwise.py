@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+from lrpnet.threads import THREAD_ENV
 
 ACTIVATIONS = [(50, 72), (256, 72), (50, 256), (50, 128)]          # R-LSTM per step, batch 256; Deep
 GATES = [(50, 216), (50, 384)]                  # R-LSTM's and LSTM's gates in one product (cells/gates.py)
