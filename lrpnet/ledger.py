@@ -20,7 +20,7 @@ writing down for every node of the walk, in the order of the walk:
 
 with s = c R / (z + eps sign(z)) the rule's stabilised division (``lrpnet.rules``, module docstring).
 A linear node's causes come from ``rules.propagate`` (``parts=``); a proportional rule (pooling, the
-sum, LRP-prop and LRP-abs) divides by a total of its inputs (``divides_by``) and has no bias, so its
+sum, LRP-prop and LRP-abs) divides by a total of its inputs (its ``Rule.denominator``) and has no bias, so its
 causes are the stabiliser's and the zero denominators' (``rules.divide_parts``); the other rules absorb
 nothing. Then one row per leaf: "input" (the relevance that reaches x: the explanation) and each
 initial state (zero states: what reaches them counts as absorbed, as in ``explain``). So, per sample,
@@ -199,27 +199,10 @@ def rule_step(node, R, comp):
     R_in, absorbed = node_rule(node, R, comp)
     name, params = comp[kind]
     rule = rules.lookup(name, kind)
-    z = divides_by(node, rule)
+    z = None if rule.denominator is None else rule.denominator(node)
     if z is None:
         return R_in, absorbed, {}
     return R_in, absorbed, rules.divide_parts(R, z, {**rule.params, **params}["eps"])
-
-
-def divides_by(node, rule):
-    """The z a proportional rule divides by at ``node`` (its d = z + eps sign(z)), as its equation in
-    ``lrpnet.rules`` writes it; None for the rules that divide by nothing and absorb nothing (pass, move,
-    winner-take-all, signal-take-all, half)."""
-    xs = [v.value for v in node.inputs]
-    if rule.equation is rules.pool_proportional:
-        return node.output.value                        # a = pool(x)
-    if rule.equation is rules.add_proportional:
-        return sum(xs[1:], xs[0])                       # y = sum_i x_i
-    if rule.equation is rules.gate_prop:
-        return xs[0] + xs[1]                            # g + s
-    if rule.equation is rules.gate_abs:
-        xp = backend.xp()
-        return xp.abs(xs[0]) + xp.abs(xs[1])            # |g| + |s|
-    return None
 
 
 def rule_of(node, comp):

@@ -186,11 +186,14 @@ class Rule(NamedTuple):
     """One relevance rule: its name, the layer kinds it applies to ("*": any kind that has no rules of
     its own), the function that writes its equation (its keyword parameters with defaults are the
     rule's parameters), and ``step``, which applies it at a node of the tape:
-    ``step(rule, node, R, params, composite) -> (relevance per input of the node, absorbed)``."""
+    ``step(rule, node, R, params, composite) -> (relevance per input of the node, absorbed)``.
+    A proportional rule also names what it divides by at a node, ``denominator(node) -> z`` (its
+    d = z + eps sign(z)), so that ``lrpnet.ledger`` can split what it absorbs by cause."""
     name: str
     kinds: tuple
     equation: object
     step: object
+    denominator: object = None
 
     @property
     def params(self) -> dict:
@@ -220,11 +223,11 @@ LINEAR_KINDS = ("dense", "conv2d")
 POOL_KINDS = ("maxpool2d", "avgpool2d", "sumpool2d")
 
 
-def rule(name, kinds, step):
+def rule(name, kinds, step, denominator=None):
     """Register the decorated function as the equation of rule ``name`` for ``kinds``."""
     def register(equation):
         for kind in kinds:
-            RULES[(name, kind)] = Rule(name, tuple(kinds), equation, step)
+            RULES[(name, kind)] = Rule(name, tuple(kinds), equation, step, denominator)
         return equation
     return register
 
@@ -508,7 +511,22 @@ def divide_parts(R, z, eps, coef=1.0, s=None):
     return {"stabiliser": s * stab, "zero": backend.xp().where(z + stab == 0, coef * R, 0)}
 
 
-@rule("proportional", kinds=POOL_KINDS, step=_pool_step)
+def _output(node):
+    return node.output.value                           # a = pool(x)
+
+
+def _sum_of_inputs(node):
+    xs = [v.value for v in node.inputs]
+    return sum(xs[1:], xs[0])                          # y = sum_i x_i; g + s
+
+
+def _sum_of_magnitudes(node):
+    xp = backend.xp()
+    gate, signal = (v.value for v in node.inputs)
+    return xp.abs(gate) + xp.abs(signal)               # |g| + |s|
+
+
+@rule("proportional", kinds=POOL_KINDS, step=_pool_step, denominator=_output)
 def pool_proportional(layer, cache, x, a, R, eps=0.0):
     """R_in = x * (da/dx)^T (R / a) (THESIS.md section 4) with the pool's own backward as (da/dx)^T.
     Every pool is positively homogeneous (sum_i x_i da/dx_i = a), so only the stabiliser and zero
@@ -526,7 +544,7 @@ def pool_winner_take_all(layer, cache, R):
     return layer.backward(cache, R)[0][0], backend.xp().zeros_like(R)
 
 
-@rule("proportional", kinds=("add",), step=_sum_step)
+@rule("proportional", kinds=("add",), step=_sum_step, denominator=_sum_of_inputs)
 def add_proportional(xs, R, eps=1e-6):
     """y = sum_i x_i: R_i = x_i / (y + eps sign(y)) R (the accumulator c_t = f c_{t-1} + i c~ of
     Arras et al. 2017); absorbed = s eps sign(y), and R where the denominator is 0."""
@@ -545,7 +563,7 @@ def gate_signal_take_all(gate, signal, R):
     return (None, R), backend.xp().zeros_like(R)
 
 
-@rule("prop", kinds=("gatemul",), step=_gate_step)
+@rule("prop", kinds=("gatemul",), step=_gate_step, denominator=_sum_of_inputs)
 def gate_prop(gate, signal, R, eps=1e-6):
     """LRP-prop (Arras et al. 2019, after Ding et al. 2017): the two factors share R in proportion to
     their values, R_g = g / (g + s) R, R_s = s / (g + s) R, stabilised by eps. Not bounded: where the
@@ -555,7 +573,7 @@ def gate_prop(gate, signal, R, eps=1e-6):
     return split((gate, signal), gate + signal, R, eps)
 
 
-@rule("abs", kinds=("gatemul",), step=_gate_step)
+@rule("abs", kinds=("gatemul",), step=_gate_step, denominator=_sum_of_magnitudes)
 def gate_abs(gate, signal, R, eps=1e-6):
     """LRP-abs (Arras et al. 2019): as LRP-prop with absolute values, R_g = |g| / (|g| + |s|) R,
     R_s = |s| / (|g| + |s|) R; both shares keep R's sign and are at most |R|."""
