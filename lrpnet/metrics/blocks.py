@@ -30,6 +30,8 @@ def cosine_similarity(R, masks, clip_negative: bool = True) -> np.ndarray:
     R = relevance_maps(R)
     masks = block_masks(masks, R)
     v = block_relevance(R, masks.shape[1], clip_negative)
+    top = np.abs(v).max(axis=1, keepdims=True)     # cos is scale-free: divide by the largest entry
+    v = v / np.where(top > 0, top, 1)              # first, so that |v| neither underflows nor overflows
     norms = np.linalg.norm(v, axis=1) * np.linalg.norm(masks, axis=1)
     return safe_ratio((v * masks).sum(axis=1), norms)
 
