@@ -73,11 +73,14 @@ class Node:
 class Tape:
     """The record of one forward pass, and the context layers see while they run.
 
-    ``train`` switches dropout on; ``rng`` draws dropout masks; ``memo`` keeps what must stay fixed
-    for one sequence (a stationary dropout mask); ``step`` is the current time step, set by the model.
+    ``train`` switches dropout on; ``rng`` draws dropout masks; ``drop_scale`` scales every dropout
+    layer's drop probability in this pass (1: as built; a curriculum raises it from 0 during training,
+    ``lrpnet.training.dropout_scale``); ``memo`` keeps what must stay fixed for one sequence (a
+    stationary dropout mask); ``step`` is the current time step, set by the model.
     """
     train: bool = False
     rng: object = None
+    drop_scale: float = 1.0
     record: bool = True
     array_type: type | None = None   # the array type of this pass (numpy or cupy); others are refused
     nodes: list = field(default_factory=list)

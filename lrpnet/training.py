@@ -35,7 +35,8 @@ from .data.dataset import batch_rows
 from .data.device import on_device
 from .losses import softmax_xent_zero_logit
 
-__all__ = ["Adam", "ArrayDataset", "backprop", "fit", "accuracy", "TrainingDiverged"]
+__all__ = ["Adam", "ArrayDataset", "backprop", "fit", "accuracy", "TrainingDiverged", "dropout_scale",
+           "learning_rate", "LR_SCHEDULES", "DROPOUT_SCHEDULES"]
 
 DROPOUT_STREAM = 1   # third word of the dropout seed: keeps dropout draws apart from the shuffling
 
@@ -147,13 +148,14 @@ class Adam:
                 mine[k][...] = backend.module_of(mine[k]).asarray(a, dtype=mine[k].dtype)
 
 
-def backprop(model, x, y, train=True, rng=None, checked=False):
+def backprop(model, x, y, train=True, rng=None, checked=False, drop_scale=1.0):
     """One batch of the study's loss, forward and back: ``(loss, logits, grads)``. The loss (0-d) and
     the logits are arrays of the model's device (``fit`` on a GPU reads them only every
     ``check_every`` batches); ``grads()`` walks the tape back to the parameters' gradients, keyed like
     ``model.params``: a function, so that ``fit`` stops at a loss that is not finite before that walk.
-    ``checked=True`` trusts x and y (a dataset checked once: ``lrpnet.data.on_device``)."""
-    tape, _, out = model.trace(x, train=train, rng=rng, checked=checked)
+    ``checked=True`` trusts x and y (a dataset checked once: ``lrpnet.data.on_device``).
+    ``drop_scale`` scales every dropout layer's drop probability (``dropout_scale``)."""
+    tape, _, out = model.trace(x, train=train, rng=rng, checked=checked, drop_scale=drop_scale)
     y = y if checked else model.check_labels(y, out.value.shape[0])
     loss, dlogits = softmax_xent_zero_logit(out.value, y)
     return loss, out.value, lambda: model.param_grads(tape, out, dlogits)
@@ -208,6 +210,20 @@ def accuracy(model, ds, batch_size=500) -> float:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+DROPOUT_SCHEDULES = ("constant", "curriculum")
+CURRICULUM_GAMMA = 10.0
+
+
+def dropout_scale(schedule, progress):
+    """What a dropout layer's drop probability 1 - keep is multiplied by at ``progress`` in [0, 1) of
+    training: 1 throughout ("constant": every batch drops as the model was built to), or
+    ``1 - exp(-gamma progress)`` with gamma = 10 ("curriculum": Morerio et al. 2017, "Curriculum
+    Dropout", ICCV, whose keep probability theta(t) = (1 - theta) exp(-gamma t) + theta falls from 1
+    to the layer's keep with gamma = 10 / (number of batches)). The curriculum starts without dropout
+    and reaches 95% of it at progress 0.3; the last 70% of training drops (almost) as built."""
+    if schedule == "constant":
+        return 1.0
+    return 1.0 - math.exp(-CURRICULUM_GAMMA * progress)
 
 
 def learning_rate(lr, schedule, progress):
@@ -220,7 +236,7 @@ def learning_rate(lr, schedule, progress):
 
 def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progress=True,
         callback=None, max_batches=None, *, optimizer=None, start_epoch=0, lr_schedule="constant",
-        check_every=None, batch_order="shuffled") -> list:
+        check_every=None, batch_order="shuffled", dropout_schedule="constant") -> list:
     """Train ``model`` in place with Adam on the study's loss; returns the history.
 
     Trains epochs ``start_epoch, ..., epochs - 1`` (so ``epochs`` is where training ends: to resume
@@ -238,6 +254,9 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
     ``batch_order``: "shuffled" (a new order each epoch) or "fixed": every epoch visits ``train`` in
     epoch 0's order, as the thesis's code did (it reseeded its shuffle with 71 on every call, THESIS.md
     section 7).
+    ``dropout_schedule``: "constant" (every batch drops as the model was built to, the study's) or
+    "curriculum" (no dropout at first, rising to the built rate over the first third of training:
+    ``dropout_scale``; a resumed run continues the same curve).
 
     Returns a list with one dict per epoch: ``{"epoch", "loss" (mean training loss), "train_acc"
     (running accuracy of the training batches, dropout on), "val_acc" (None without ``val``),
@@ -257,16 +276,18 @@ def fit(model, train, val=None, epochs=1, batch_size=50, lr=2e-4, seed=0, progre
         raise ValueError(f"fit: check_every must be >= 1 or None, got {check_every}")
     if batch_order not in BATCH_ORDERS:
         raise ValueError(f"fit: unknown batch_order {batch_order!r}; expected one of {BATCH_ORDERS}")
+    if dropout_schedule not in DROPOUT_SCHEDULES:
+        raise ValueError(f"fit: unknown dropout_schedule {dropout_schedule!r}; expected one of {DROPOUT_SCHEDULES}")
     with model.running():
         return _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches,
-                    optimizer, start_epoch, lr_schedule, check_every, batch_order)
+                    optimizer, start_epoch, lr_schedule, check_every, batch_order, dropout_schedule)
 
 
 BATCH_ORDERS = ("shuffled", "fixed")
 
 
 def _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, max_batches, optimizer,
-         start_epoch, lr_schedule, check_every, batch_order="shuffled"):
+         start_epoch, lr_schedule, check_every, batch_order="shuffled", dropout_schedule="constant"):
     opt = optimizer if optimizer is not None else Adam(model.params, lr=lr)
     base_lr = opt.lr if optimizer is not None and lr_schedule == "constant" else lr
     if set(opt.params) != set(model.params):
@@ -288,8 +309,10 @@ def _fit(model, train, val, epochs, batch_size, lr, seed, progress, callback, ma
         for b, (images, labels) in enumerate(source.batches(batch_size, shuffle=True, seed=seed, epoch=order_epoch)):
             if b == n_batches:
                 break
-            opt.lr = learning_rate(base_lr, lr_schedule, (epoch * n_batches + b) / (epochs * n_batches))
-            loss, logits, grads = backprop(model, images, labels, rng=rng, checked=on_gpu)
+            done = (epoch * n_batches + b) / (epochs * n_batches)
+            opt.lr = learning_rate(base_lr, lr_schedule, done)
+            loss, logits, grads = backprop(model, images, labels, rng=rng, checked=on_gpu,
+                                           drop_scale=dropout_scale(dropout_schedule, done))
             ok = run.add(b, loss, (logits.argmax(axis=1) == labels).sum(), len(labels))
             last = b == n_batches - 1
             if ok is None:         # the CPU: a loss that is not finite stops before the update

@@ -56,7 +56,15 @@ class Dropout(Layer):
             raise ValueError(f"dropout keep probability must be in (0, 1], got {keep}")
         self.keep, self.stationary = float(keep), bool(stationary)
 
-    def mask(self, tape, shape, dtype):
+    def keep_in(self, tape):
+        """The keep probability of this pass: ``keep``, or nearer 1 when the tape scales the drop
+        probability 1 - keep by ``tape.drop_scale`` < 1 (a dropout curriculum)."""
+        if tape.drop_scale == 1.0:
+            return self.keep
+        return 1.0 - (1.0 - self.keep) * tape.drop_scale
+
+    def mask(self, tape, shape, dtype, keep=None):
+        keep = self.keep if keep is None else keep
         if self.stationary and id(self) in tape.memo:
             mask = tape.memo[id(self)]
             if mask.shape != shape:
@@ -65,19 +73,20 @@ class Dropout(Layer):
         if tape.rng is None:
             raise ValueError("dropout in training needs a random generator on the tape (Tape(rng=...))")
         if isinstance(tape.rng, numpy.random.Generator):    # host draws, then moved
-            largest_kept = numpy.uint32(math.ceil(self.keep * 2**32) - 1)   # bits / 2^32 < keep
-            keep = backend.asarray(random_bits(tape.rng, shape) <= largest_kept)
-            mask = keep.astype(dtype) / dtype.type(self.keep)
+            largest_kept = numpy.uint32(math.ceil(keep * 2**32) - 1)   # bits / 2^32 < keep
+            kept = backend.asarray(random_bits(tape.rng, shape) <= largest_kept)
+            mask = kept.astype(dtype) / dtype.type(keep)
         else:                                               # a device generator: drawn in place
-            mask = backend.op("dropout_mask")(tape.rng.random_sample(shape, dtype=dtype), self.keep)
+            mask = backend.op("dropout_mask")(tape.rng.random_sample(shape, dtype=dtype), keep)
         if self.stationary:
             tape.memo[id(self)] = mask
         return mask
 
     def forward(self, tape, x):
-        if not tape.train or self.keep == 1.0:
+        keep = self.keep_in(tape) if tape.train else 1.0
+        if keep == 1.0:
             return x, None
-        mask = self.mask(tape, x.shape, x.dtype)
+        mask = self.mask(tape, x.shape, x.dtype, keep)
         return x * mask, mask
 
     def backward(self, mask, dy):

@@ -168,14 +168,15 @@ class Model:
                                  f"[{low}, {high}]")
         return backend.asarray(y).astype(backend.xp().int64, copy=False)
 
-    def trace(self, x, train=False, rng=None, record=True, checked=False):
+    def trace(self, x, train=False, rng=None, record=True, checked=False, drop_scale=1.0):
         """Run the forward pass on a new tape. Returns ``(tape, input_var, logits_var)``.
 
         ``checked=True`` skips the input checks (shape, dtype, finiteness: the last one copies a flag
-        from the device) for callers that checked their data once, like ``fit`` on a dataset."""
+        from the device) for callers that checked their data once, like ``fit`` on a dataset.
+        ``drop_scale``: the tape's scale of every drop probability in training (``Tape``)."""
         self.check_device()
         x = x if checked else self.check_input(x)
-        tape = Tape(train=train, rng=rng, record=record, array_type=type(x))
+        tape = Tape(train=train, rng=rng, record=record, array_type=type(x), drop_scale=drop_scale)
         x_var = tape.input(x, tag="input")
         return tape, x_var, self.graph(tape, x_var)
 

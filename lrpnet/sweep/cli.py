@@ -94,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--lr", type=float, help="Adam learning rate")
     o.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="learning rate over training: constant (the study's) or cosine decay to 0")
+    o.add_argument("--dropout-schedule", choices=["constant", "curriculum"],
+                   help="dropout over training: constant (the study's) or curriculum (none at first, "
+                        "rising to the architecture's over the first third; Morerio et al. 2017)")
     o.add_argument("--batch-size", type=int, help="training batch size")
     o.add_argument("--train-size", type=int,
                    help=f"training samples (a seeded random subset; at most {SPLIT_SIZES['train']:,})")
@@ -180,7 +183,8 @@ def _profile(args):
             raise UsageError(f"--{split}-size {value} is more than the {split} split has: {available:,} samples "
                              f"(the same in every fold)")
     profile = cfg.PROFILES[args.profile].override(
-        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
+        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, dropout_schedule=args.dropout_schedule,
+        batch_size=args.batch_size,
         train_size=args.train_size,
         val_size=args.val_size, test_size=args.test_size, explain_size=args.explain_size,
         aopc_steps=args.aopc_steps, seed=args.seed)

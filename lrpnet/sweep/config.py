@@ -7,7 +7,7 @@ canonical JSON (sorted keys, no spaces) is the job's identity: the key of its ro
 store and the name of its checkpoint. Runtime choices that do not change the result (device,
 workers, data directory, progress bars) are not part of it.
 
-Settings added after the first sweeps (``cv``, ``batch_order``) enter a job's configuration only when
+Settings added after the first sweeps (``cv``, ``batch_order``, ``dropout_schedule``) enter a job's configuration only when
 they differ from their defaults, so the jobs of those sweeps keep their hashes. ``model`` (the
 architecture's options: ``lrpnet.models.options``) is in every job of an architecture that has
 options, with the profile's values or the architecture's defaults: the options are part of what the
@@ -56,6 +56,7 @@ class Profile:
     12,000 / 10,000 per fold) or "thesis" (the thesis's code: 60,000 train, the 10,000 test samples
     also the validation set; ``lrpnet.data.tasks``). ``batch_order``: "shuffled" (a new order every
     epoch) or "fixed" (every epoch in the first one's order, as the thesis's code did).
+    ``dropout_schedule``: "constant" (the study's) or "curriculum" (``lrpnet.training.dropout_scale``).
     ``arch_epochs``: (architecture, epochs) pairs, for architectures that train longer than
     ``epochs`` (``epochs_for``). ``model``: (option, value) pairs for the architectures (``lrpnet.models.options``: "dropout",
     "relu_bias", "pool"), each given to every architecture that takes it. ``explain_size``: how many
@@ -80,6 +81,7 @@ class Profile:
     heatmap_samples: int = 6
     cv: str = "lrpnet"
     batch_order: str = "shuffled"
+    dropout_schedule: str = "constant"
     model: tuple = ()
     arch_epochs: tuple = ()
 
@@ -152,7 +154,7 @@ def job_configs(profile: Profile, archs, datasets, methods, steps) -> list:
     return configs
 
 
-ADDED_SETTINGS = {"cv": "lrpnet", "batch_order": "shuffled"}
+ADDED_SETTINGS = {"cv": "lrpnet", "batch_order": "shuffled", "dropout_schedule": "constant"}
 
 
 def model_options(arch: str, chosen: dict) -> dict:
@@ -173,7 +175,7 @@ def job_hash(config: dict) -> str:
 
 # what decides the trained weights: jobs that differ only in how they explain and score share a model
 TRAINING_KEYS = ("arch", "dataset", "T", "fold", "epochs", "lr", "lr_schedule", "batch_size", "train_size", "val_size",
-                 "seed", "cv", "batch_order", "model")
+                 "seed", "cv", "batch_order", "dropout_schedule", "model")
 
 
 def model_hash(config: dict) -> str:

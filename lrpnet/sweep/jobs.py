@@ -111,6 +111,7 @@ def _train_or_reuse(config, train, val, ckpt: Path, force: bool, progress: bool,
     history = training.fit(model, train, val, epochs=config["epochs"], batch_size=config["batch_size"],
                            lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
                            batch_order=config.get("batch_order", "shuffled"),
+                           dropout_schedule=config.get("dropout_schedule", "constant"),
                            seed=config["seed"], progress=progress,
                            callback=None if progress else lambda record, *_: _print_epoch(tag, record, config))
     ckpt.parent.mkdir(parents=True, exist_ok=True)
