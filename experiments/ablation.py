@@ -143,7 +143,9 @@ def _delta(a, b):
 
 
 def markdown(entries, profile, dataset) -> str:
-    lines = [f"Ablation on {dataset}, profile {profile.name} ({profile.epochs} epochs"
+    longer = "".join(f", {arch} {n}" for arch, n in profile.arch_epochs)
+    lines = [f"Ablation on {dataset}, profile {profile.name} ({profile.epochs} epochs{longer}, dropout "
+             f"{profile.dropout_schedule}"
              + (f", {profile.train_size} training samples" if profile.train_size else "")
              + (f", {profile.explain_size} explained samples" if profile.explain_size else "") + "). "
              "Baseline rows: test accuracy (%) and, per method, cosine / in-mask share; other rows: the "
@@ -190,6 +192,8 @@ def parser():
     p.add_argument("--profile", default="fast", choices=sorted(cfg.PROFILES))
     for name in ("epochs", "train-size", "val-size", "test-size", "explain-size"):
         p.add_argument(f"--{name}", type=int, help="override the profile's setting")
+    p.add_argument("--dropout-schedule", choices=["constant", "curriculum"],
+                   help="override the profile's (fast: curriculum; the run in experiments/README.md: constant)")
     p.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
     p.add_argument("--report-only", action="store_true", help="only write the table and figure")
     return p
@@ -207,7 +211,8 @@ def main(argv=None) -> int:
         return 2
     profile = cfg.PROFILES[args.profile].override(epochs=args.epochs, train_size=args.train_size,
                                                   val_size=args.val_size, test_size=args.test_size,
-                                                  explain_size=args.explain_size)
+                                                  explain_size=args.explain_size,
+                                                  dropout_schedule=args.dropout_schedule)
     out = Path(args.out)
     planned = jobs(profile, archs, args.dataset)
     with Store(out / "results.sqlite") as store:

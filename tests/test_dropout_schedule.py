@@ -79,9 +79,19 @@ def test_job_configs_name_the_dropout_schedule():
     """At its default the schedule stays out of a job (earlier jobs keep their hashes); the
     curriculum is in the job and decides the trained model."""
     fast = cfg.PROFILES["fast"]
-    plain = cfg.job_configs(fast, ["deep"], ["mnist-maj"], ["sa"], [12])[0]
+    assert fast.dropout_schedule == "curriculum" and cfg.PROFILES["thesis"].dropout_schedule == "constant"
+    plain = cfg.job_configs(fast.override(dropout_schedule="constant"), ["deep"], ["mnist-maj"], ["sa"], [12])[0]
     assert "dropout_schedule" not in plain
-    curriculum = cfg.job_configs(fast.override(dropout_schedule="curriculum"), ["deep"], ["mnist-maj"],
-                                 ["sa"], [12])[0]
+    curriculum = cfg.job_configs(fast, ["deep"], ["mnist-maj"], ["sa"], [12])[0]
     assert curriculum["dropout_schedule"] == "curriculum"
     assert cfg.model_hash(curriculum) != cfg.model_hash(plain)
+
+
+def test_fast_profile_trains_the_slow_learners_longer():
+    """The fast profile's epochs per architecture (experiments/README.md measures why)."""
+    fast = cfg.PROFILES["fast"]
+    jobs = {c["arch"]: c["epochs"] for c in cfg.job_configs(fast, cfg.MAIN_ARCHS, ["mnist-maj"], ["sa"], [12])}
+    assert jobs == {**{a: 12 for a in cfg.MAIN_ARCHS}, **dict(cfg.FAST_ARCH_EPOCHS)}
+    assert jobs["deep_sd"] == 60 and jobs["convdeep"] == 12
+    assert {c["epochs"] for c in cfg.job_configs(fast.override(epochs=5), cfg.MAIN_ARCHS, ["mnist-maj"],
+                                                 ["sa"], [12])} == {5}
