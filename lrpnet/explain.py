@@ -180,7 +180,7 @@ def _explain_batch(model, x, method, comp, target, start, details, keep):
         relevance = _gradient_method(tape, x_var, out, onehot, method)
         info = dict(absorbed=xp.zeros_like(f), per_step=None, per_layer={}, signals={})
     else:
-        relevance, info = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep)
+        relevance, info = _relevance(tape, x_var, out, onehot * score[:, None], comp, keep, details)
     if not details:
         return backend.to_numpy(relevance)
     if comp is not None and getattr(model, "steps", None) is not None:     # the relevance in each step's columns
@@ -204,46 +204,56 @@ def _gradient_method(tape, x_var, out, onehot, method):
 
 
 # -- the relevance pass --------------------------------------------------------------------------------
-def _relevance(tape, x_var, out, R0, comp, keep):
+def _relevance(tape, x_var, out, R0, comp, keep, details=True):
+    """(relevance at x_var, info): the relevance walk from R0 at ``out``. ``details``: also the sums
+    the ``Explanation`` reports (per layer, absorbed); without, none of them is computed (a reduction
+    over every node's relevance and what it absorbs, which only ``return_details`` reads)."""
     xp = backend.xp()
     n = R0.shape[0]
     absorbed = xp.zeros(n, dtype=R0.dtype)
-    per_layer, signals = {}, {}
+    per_layer, signals, found = {}, {}, {}
 
     def total(a):
         return a.reshape(n, -1).sum(axis=1)
 
     def local_step(node, R):
         nonlocal absorbed
-        layer = node.layer
-        name = layer.name or layer.kind
-        per_layer[name] = per_layer[name] + total(R) if name in per_layer else total(R)
         if keep:
             signals[id(node.output)] = R
-        R_in, lost = node_rule(node, R, comp)
-        absorbed = absorbed + total(lost)
+        R_in, lost = node_rule(node, R, comp, found)
+        if details:
+            name = node.layer.name or node.layer.kind
+            per_layer[name] = per_layer[name] + total(R) if name in per_layer else total(R)
+            absorbed = absorbed + total(lost)
         return R_in
 
-    leaves = tape.reverse({out: R0}, local_step)
+    with rules.keeping_parts():      # each weight's W+ and W- once, not at every step
+        leaves = tape.reverse({out: R0}, local_step)
     relevance = leaves.get(x_var)
     relevance = xp.zeros_like(x_var.value) if relevance is None else relevance
     for v, s in leaves.items():      # relevance reaching the initial states (or other leaves)
-        if v is not x_var:
+        if v is not x_var and details:
             absorbed = absorbed + total(s)
         if keep:
             signals[id(v)] = s
     return relevance, dict(absorbed=absorbed, per_step=None, per_layer=per_layer, signals=signals)
 
 
-def node_rule(node, R, comp):
+def node_rule(node, R, comp, found=None):
     """(relevance per input of ``node``, absorbed relevance shaped like R) under composite ``comp``:
-    the rule the composite names for the node's kind (``rules.Rule.apply``)."""
+    the rule the composite names for the node's kind (``rules.Rule.apply``). ``found``: a dict
+    (rule name, kind) -> rule that keeps what ``rules.lookup`` found, for a walk that asks again at
+    every node (a recurrent tape has hundreds of nodes of a dozen kinds)."""
     kind = node.layer.kind
     if kind not in comp:
         raise ValueError(f"no relevance rule for layer kind {kind!r} (node of layer {node.layer.name!r}, "
                          f"step {node.step}); add it to the composite, e.g. {{{kind!r}: ('pass', {{}})}}")
     name, params = comp[kind]
-    return rules.lookup(name, kind).apply(node, R, params, comp)
+    if found is None:
+        return rules.lookup(name, kind).apply(node, R, params, comp)
+    if (name, kind) not in found:
+        found[(name, kind)] = rules.lookup(name, kind)
+    return found[(name, kind)].apply(node, R, params, comp)
 
 
 pixel_mask = rules.pixel_mask

@@ -46,8 +46,12 @@ here; ``composites`` checks entries against this book and ``explain`` applies wh
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 from typing import NamedTuple
+
+import numpy
 
 from . import backend
 
@@ -65,11 +69,65 @@ class Group(NamedTuple):
 
 # -- small helpers ------------------------------------------------------------------------------------
 def pos(a):
-    return backend.xp().maximum(a, 0)
+    """a+ = max(a, 0)."""
+    return signed_parts(a)[0]
 
 
 def neg(a):
-    return backend.xp().minimum(a, 0)
+    """a- = min(a, 0)."""
+    return signed_parts(a)[1]
+
+
+def signed_parts(a):
+    """(a+, a-). On the CPU, where no entry of a is negative (ReLU activations), a+ is a itself and a-
+    is ``constant(a, 0)``: one pass to check, instead of two copies and a scan of a- in ``propagate``.
+    Within ``keeping_parts`` (a relevance walk), each array's parts are computed once."""
+    kept = _kept_parts.get()
+    if kept is not None and id(a) in kept and kept[id(a)][0] is a:
+        return kept[id(a)][1]
+    if backend.device() == "cpu" and getattr(a, "size", 0) and a.min() >= 0:
+        parts = a, constant(a, 0)
+    else:
+        xp = backend.xp()
+        parts = xp.maximum(a, 0), xp.minimum(a, 0)
+    if kept is not None:
+        kept[id(a)] = (a, parts)       # a held too, so that its id stays its own
+    return parts
+
+
+_kept_parts = contextvars.ContextVar("lrpnet_kept_parts", default=None)
+
+
+@contextlib.contextmanager
+def keeping_parts():
+    """Within this block, ``pos`` and ``neg`` of one array are computed once and kept until the block
+    ends. A relevance walk runs in it (``lrpnet.explain``): a recurrent cell's layer reads its weight
+    at each of the T steps, and alpha-beta reads x+ and x- in both of its groups."""
+    token = _kept_parts.set({})
+    try:
+        yield
+    finally:
+        _kept_parts.reset(token)
+
+
+def constant(like, c):
+    """c everywhere, in ``like``'s shape and dtype. On the CPU a broadcast view of one number (no
+    memory, and ``one_number`` knows it without reading it); on a GPU a full array, since every pair is
+    computed there (``propagate``)."""
+    xp = backend.xp()
+    like = xp.asarray(like)
+    if backend.device() == "cpu":
+        return xp.broadcast_to(xp.asarray(c, dtype=like.dtype), like.shape)
+    return xp.full(like.shape, c, dtype=like.dtype)
+
+
+def one_number(a):
+    """The number that ``a`` holds everywhere, or None: a broadcast of one number (every stride 0,
+    ``constant``) without reading it, any other array by comparing every entry with its first."""
+    if not a.size:
+        return None
+    c = a.flat[0]
+    return c if not any(a.strides) or bool((a == c).all()) else None
 
 
 @backend.register("sign")
@@ -99,8 +157,9 @@ def lrp_divide(R, z, eps, coef):
         d = z + stab
     else:
         d = z
-    s = safe_divide(cR, d)
-    lost = cR * (d == 0)                # coef R where d = 0, else 0: a product with the 0/1 mask
+    zero = d == 0
+    lost = cR * zero                    # coef R where d = 0, else 0: a product with the 0/1 mask
+    s = safe_divide(cR, d, zero)
     if not eps:
         return s, lost
     absorbed = s * stab
@@ -108,18 +167,51 @@ def lrp_divide(R, z, eps, coef):
     return s, absorbed
 
 
-def safe_divide(a, b):
+def safe_divide(a, b, zero=None):
     """a / b where b != 0, and 0 where b == 0, with no division by zero and no select:
 
         safe_divide(a, b) = a / (b + [b == 0]) * [b != 0]      ([.] = 1 where true, else 0)
 
     Where b = 0 the denominator is 0 + 1 and the quotient is multiplied by 0; elsewhere b + 0 = b and
     the quotient is multiplied by 1: exactly a / b. (The 0 has a's sign, and is NaN for an infinite
-    or NaN a.) In place where it can be: on a convolution's outputs every temporary costs."""
-    zero = b == 0
-    s = a / (b + zero)
+    or NaN a.) ``zero``: the mask [b == 0] when the caller has it. In place where it can be: on a
+    convolution's outputs every temporary costs."""
+    xp = backend.xp()
+    zero = b == 0 if zero is None else zero
+    s = b + zero
+    if s.dtype == numpy.result_type(a.dtype, s.dtype) and s.shape == numpy.broadcast_shapes(a.shape, s.shape):
+        xp.divide(a, s, out=s)
+    else:
+        s = a / s
     s *= ~zero
     return s.astype(a.dtype, copy=False)
+
+
+class Sum:
+    """A running sum of arrays that never writes into a term: the first term is held as given (a
+    layer's or another rule's array), the second makes a new array, and the rest are added into that
+    one in place (as ``Tape.reverse`` adds up signals): a sum of k terms makes one array, not k - 1.
+    The order of the additions is that of ``t1 + t2 + ... + tk``; None terms are skipped."""
+
+    def __init__(self):
+        self.value, self._owned = None, False
+
+    def add(self, term):
+        if term is None:
+            return
+        if self.value is None:
+            self.value = term
+        elif self._owned and _holds(self.value, term):
+            self.value += term
+        else:
+            self.value, self._owned = self.value + term, True
+
+
+def _holds(total, term):
+    """Whether total + term has total's shape and dtype (so that ``total += term`` is the same sum)."""
+    dtype = getattr(term, "dtype", total.dtype)
+    return (total.shape == numpy.broadcast_shapes(total.shape, getattr(term, "shape", ()))
+            and total.dtype == numpy.result_type(total.dtype, dtype))
 
 
 # -- the core: one modified forward pass and its input gradient per group ------------------------------
@@ -130,15 +222,16 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
     "bias" s b', "stabiliser" s eps sign(z), "zero" c R where z + eps sign(z) = 0 (``divide_parts``);
     nothing of it is computed when ``parts`` is None.
 
-    On the CPU, pairs whose x' is one number c everywhere are done together. A pair with c = 0 (x- of
+    On the CPU, pairs whose x' is one number c everywhere (``one_number``: the broadcasts of
+    ``constant`` and ``neg`` known without reading them) are done together. A pair with c = 0 (x- of
     ReLU activations) adds nothing. The others (z^B's bounds, w^2's and flat's ones) merge into one: the
     layer is linear in x' and in W', so sum_i linear(c_i, W'_i) = linear(1, W_c) and
     sum_i c_i linear_input_grad(W'_i, s) = linear_input_grad(W_c, s) with W_c = sum_i c_i W'_i; and
     linear(1, W_c) is the same for every sample, so one sample's forward pass serves the batch. (On a
-    GPU, asking what an array holds would wait for the device: every pair is computed there.)"""
+    GPU, asking what an array holds would wait for the device: every pair is computed there.) Sums
+    (z over the pairs, R_in, absorbed) add into one new array each (``Sum``)."""
     xp = backend.xp()
-    R_in = xp.zeros(x_shape, dtype=R.dtype)
-    absorbed = xp.zeros_like(R)
+    R_in, absorbed = Sum(), Sum()
     if parts is not None:
         parts.update({cause: xp.zeros_like(R) for cause in ("bias", "stabiliser", "zero")})
     z_plain = None
@@ -153,32 +246,33 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
         if backend.device() == "cpu":
             pairs = []
             for xi, wi in g.pairs:
-                c = xi.flat[0] if xi.size else None
-                if c is None or not bool((xi == c).all()):
+                c = one_number(xi)
+                if c is None:
                     pairs.append((xi, wi))
                 elif c != 0:                          # x' = c everywhere: into W_c
                     w_const = c * wi if w_const is None else w_const + c * wi
-        z = None                      # one sample's linear(1, W_c), shape (1, ...), serves them all
+        z = Sum()                     # one sample's linear(1, W_c), shape (1, ...), serves them all
         if w_const is not None:
-            z = layer.linear(xp.ones((1,) + tuple(x_shape[1:]), dtype=R.dtype), w_const)
+            z.add(layer.linear(xp.ones((1,) + tuple(x_shape[1:]), dtype=R.dtype), w_const))
         for xi, wi in pairs:
-            zi = layer.linear(xi, wi)
-            z = zi if z is None else z + zi
-        if z is None:                 # every x' is 0
-            z = xp.zeros_like(R)
+            z.add(layer.linear(xi, wi))
+        if z.value is None:           # every x' is 0
+            z.add(xp.zeros_like(R))
+        z.add(g.bias)
+        s, lost = backend.op("lrp_divide")(R_g, z.value, g.eps, g.coef)
+        if w_const is not None:
+            R_in.add(layer.linear_input_grad(w_const, s, x_shape))
+        for xi, wi in pairs:
+            R_in.add(xi * layer.linear_input_grad(wi, s, x_shape))
+        absorbed.add(lost)
         if g.bias is not None:
-            z = z + g.bias
-        s, lost = backend.op("lrp_divide")(R_g, z, g.eps, g.coef)
-        if w_const is not None:
-            R_in = R_in + layer.linear_input_grad(w_const, s, x_shape)
-        for xi, wi in pairs:
-            R_in = R_in + xi * layer.linear_input_grad(wi, s, x_shape)
-        absorbed = absorbed + lost + (0 if g.bias is None else s * g.bias)
+            absorbed.add(s * g.bias)
         if parts is not None:           # the same absorbed, by cause
-            shares = {"bias": 0 if g.bias is None else s * g.bias, **divide_parts(R_g, z, g.eps, g.coef, s)}
+            shares = {"bias": 0 if g.bias is None else s * g.bias, **divide_parts(R_g, z.value, g.eps, g.coef, s)}
             for cause, share in shares.items():
                 parts[cause] = parts[cause] + share
-    return R_in, absorbed
+    R_in = xp.zeros(x_shape, dtype=R.dtype) if R_in.value is None else R_in.value
+    return R_in, absorbed.value
 
 
 # -- the rule book: every rule is one object, registered where its equation is written -----------------
@@ -371,22 +465,19 @@ def alpha_beta(x, weight, bias, alpha=1.5, beta=0.5, eps=0.0, with_bias=True, st
 def zbox(x, weight, bias, low=-1.0, high=1.0, eps=0.0):
     """z^B rule for inputs bounded by low <= x <= high (pixels in [-1, 1]):
     R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) / sum_j (...) R_k (Montavon et al. 2017)."""
-    xp = backend.xp()
-    ones = xp.ones_like(x)
-    return [Group([(x, weight), (-low * ones, pos(weight)), (-high * ones, neg(weight))], None, eps)]
+    return [Group([(x, weight), (constant(x, -low), pos(weight)), (constant(x, -high), neg(weight))], None, eps)]
 
 
 @rule("w_square", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def w_square(x, weight, bias, eps=0.0):
     """w^2 rule, R_j = sum_k w_jk^2 / sum_j w_jk^2 R_k (Montavon et al. 2017): independent of x."""
-    return [Group([(backend.xp().ones_like(x), weight * weight)], None, eps)]
+    return [Group([(constant(x, 1), weight * weight)], None, eps)]
 
 
 @rule("flat", kinds=LINEAR_RULE_KINDS, step=_linear_step)
 def flat(x, weight, bias, eps=0.0):
     """flat rule, R_j = sum_k 1 / sum_j 1 R_k over the receptive field (Lapuschkin et al. 2019)."""
-    xp = backend.xp()
-    return [Group([(xp.ones_like(x), xp.ones_like(weight))], None, eps)]
+    return [Group([(constant(x, 1), constant(weight, 1))], None, eps)]
 
 
 @rule("gamma", kinds=LINEAR_RULE_KINDS, step=_linear_step)
@@ -434,11 +525,12 @@ def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pix
     pairs join the first group of ``rule`` (its positive group for alpha-beta), which keeps that
     group's bias, stabiliser and coefficient; with ``shared=True`` every pair joins one group (``mixed``).
     """
-    groups = _rule(rule)(x, layer.weight, layer.bias, **(params or {}))
+    weight, bias = layer.weight, layer.bias          # the bias once: -softplus(b) is computed at each read
+    groups = _rule(rule)(x, weight, bias, **(params or {}))
     if pixel_mask is not None:
-        pixels = _rule(pixel_rule)(x, layer.weight, layer.bias, **(pixel_params or {}))
+        pixels = _rule(pixel_rule)(x, weight, bias, **(pixel_params or {}))
         groups = mixed(pixels, groups, pixel_mask, shared)
-    return propagate(layer, x.shape, R, groups, plain=(x, layer.weight, layer.bias), parts=parts)
+    return propagate(layer, x.shape, R, groups, plain=(x, weight, bias), parts=parts)
 
 
 def mixed(pixel_groups, state_groups, mask, shared=False):
