@@ -82,17 +82,14 @@ def signed_parts(a):
     """(a+, a-). On the CPU, where no entry of a is negative (ReLU activations), a+ is a itself and a-
     is ``constant(a, 0)``: one pass to check, instead of two copies and a scan of a- in ``propagate``.
     Within ``keeping_parts`` (a relevance walk), each array's parts are computed once."""
-    kept = _kept_parts.get()
-    if kept is not None and id(a) in kept and kept[id(a)][0] is a:
-        return kept[id(a)][1]
+    return kept(("parts", id(a)), (a,), lambda: _signed_parts(a))
+
+
+def _signed_parts(a):
     if backend.device() == "cpu" and getattr(a, "size", 0) and a.min() >= 0:
-        parts = a, constant(a, 0)
-    else:
-        xp = backend.xp()
-        parts = xp.maximum(a, 0), xp.minimum(a, 0)
-    if kept is not None:
-        kept[id(a)] = (a, parts)       # a held too, so that its id stays its own
-    return parts
+        return a, constant(a, 0)
+    xp = backend.xp()
+    return xp.maximum(a, 0), xp.minimum(a, 0)
 
 
 _kept_parts = contextvars.ContextVar("lrpnet_kept_parts", default=None)
@@ -100,14 +97,30 @@ _kept_parts = contextvars.ContextVar("lrpnet_kept_parts", default=None)
 
 @contextlib.contextmanager
 def keeping_parts():
-    """Within this block, ``pos`` and ``neg`` of one array are computed once and kept until the block
-    ends. A relevance walk runs in it (``lrpnet.explain``): a recurrent cell's layer reads its weight
-    at each of the T steps, and alpha-beta reads x+ and x- in both of its groups."""
+    """Within this block, ``pos`` and ``neg`` of one array, and the merged weights of a layer's one-number
+    pairs (``propagate``), are computed once and kept until the block ends. A relevance walk runs in
+    it (``lrpnet.explain``): a recurrent cell's layer reads its weight at each of the T steps, and
+    alpha-beta reads x+ and x- in both of its groups."""
     token = _kept_parts.set({})
     try:
         yield
     finally:
         _kept_parts.reset(token)
+
+
+def kept(key, held, compute):
+    """``compute()``, or, within ``keeping_parts``, what it gave for ``key`` the first time. ``key`` names
+    arrays by id; ``held`` (those arrays) is kept with the value, so that no other array takes their
+    ids while the block lasts, and checked, so that an id is never taken for another array's."""
+    memo = _kept_parts.get()
+    if memo is None:
+        return compute()
+    entry = memo.get(key)
+    if entry is not None and all(a is b for a, b in zip(entry[0], held)):
+        return entry[1]
+    value = compute()
+    memo[key] = (held, value)
+    return value
 
 
 def constant(like, c):
@@ -117,8 +130,18 @@ def constant(like, c):
     xp = backend.xp()
     like = xp.asarray(like)
     if backend.device() == "cpu":
-        return xp.broadcast_to(xp.asarray(c, dtype=like.dtype), like.shape)
+        value = xp.asarray(c, dtype=like.dtype)
+        key = (like.shape, value.dtype, value.tobytes())     # the bytes: -0.0 and NaN are their own
+        view = _constants.get(key)
+        if view is None:            # read-only, so one view serves every caller
+            if len(_constants) >= 64:
+                _constants.clear()
+            view = _constants[key] = xp.broadcast_to(value, like.shape)
+        return view
     return xp.full(like.shape, c, dtype=like.dtype)
+
+
+_constants: dict = {}       # (shape, dtype, bytes of c) -> constant's broadcast view, on the CPU
 
 
 def one_number(a):
@@ -127,7 +150,11 @@ def one_number(a):
     if not a.size:
         return None
     c = a.flat[0]
-    return c if not any(a.strides) or bool((a == c).all()) else None
+    if not any(a.strides):
+        return c
+    if a.flat[-1] != c:             # most arrays differ at their ends: no pass over them
+        return None
+    return c if bool((a == c).all()) else None
 
 
 @backend.register("sign")
@@ -178,6 +205,8 @@ def safe_divide(a, b, zero=None):
     convolution's outputs every temporary costs."""
     xp = backend.xp()
     zero = b == 0 if zero is None else zero
+    if xp is numpy and not zero.any():  # no zero denominator (the usual case): b + 0 = b and * 1, a / b
+        return (a / b).astype(a.dtype, copy=False)
     s = b + zero
     if s.dtype == numpy.result_type(a.dtype, s.dtype) and s.shape == numpy.broadcast_shapes(a.shape, s.shape):
         xp.divide(a, s, out=s)
@@ -210,6 +239,8 @@ class Sum:
 def _holds(total, term):
     """Whether total + term has total's shape and dtype (so that ``total += term`` is the same sum)."""
     dtype = getattr(term, "dtype", total.dtype)
+    if dtype == total.dtype and getattr(term, "shape", None) == total.shape:
+        return True
     return (total.shape == numpy.broadcast_shapes(total.shape, getattr(term, "shape", ()))
             and total.dtype == numpy.result_type(total.dtype, dtype))
 
@@ -227,7 +258,8 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
     ReLU activations) adds nothing. The others (z^B's bounds, w^2's and flat's ones) merge into one: the
     layer is linear in x' and in W', so sum_i linear(c_i, W'_i) = linear(1, W_c) and
     sum_i c_i linear_input_grad(W'_i, s) = linear_input_grad(W_c, s) with W_c = sum_i c_i W'_i; and
-    linear(1, W_c) is the same for every sample, so one sample's forward pass serves the batch. (On a
+    linear(1, W_c) is the same for every sample, so one sample's forward pass serves the batch; within
+    ``keeping_parts`` both are computed once per layer (``merged``: z^B's bounds at every step). (On a
     GPU, asking what an array holds would wait for the device: every pair is computed there.) Sums
     (z over the pairs, R_in, absorbed) add into one new array each (``Sum``)."""
     xp = backend.xp()
@@ -242,7 +274,7 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
                 x, weight, bias = plain
                 z_plain = layer.linear(x, weight) + (0 if bias is None else bias)
             R_g = xp.where((z_plain >= 0) if g.select > 0 else (z_plain < 0), R, 0)
-        pairs, w_const = g.pairs, None
+        pairs, consts, w_const = g.pairs, [], None
         if backend.device() == "cpu":
             pairs = []
             for xi, wi in g.pairs:
@@ -250,10 +282,14 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
                 if c is None:
                     pairs.append((xi, wi))
                 elif c != 0:                          # x' = c everywhere: into W_c
-                    w_const = c * wi if w_const is None else w_const + c * wi
-        z = Sum()                     # one sample's linear(1, W_c), shape (1, ...), serves them all
-        if w_const is not None:
-            z.add(layer.linear(xp.ones((1,) + tuple(x_shape[1:]), dtype=R.dtype), w_const))
+                    consts.append((c, wi))
+        z = Sum()
+        if consts:                    # one sample's linear(1, W_c), shape (1, ...), serves them all
+            w_const, z_const = kept(("merged", id(layer), tuple(x_shape[1:]), R.dtype)
+                                    + tuple((c.dtype, c.tobytes()) for c, _ in consts),
+                                    (layer,) + tuple(wi for _, wi in consts),
+                                    lambda: merged(layer, consts, x_shape, R.dtype))
+            z.add(z_const)
         for xi, wi in pairs:
             z.add(layer.linear(xi, wi))
         if z.value is None:           # every x' is 0
@@ -273,6 +309,17 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
                 parts[cause] = parts[cause] + share
     R_in = xp.zeros(x_shape, dtype=R.dtype) if R_in.value is None else R_in.value
     return R_in, absorbed.value
+
+
+def merged(layer, consts, x_shape, dtype):
+    """(W_c, linear(1, W_c)) for the one-number pairs (c_i, W'_i) of a group: W_c = sum_i c_i W'_i, and
+    its forward pass on one sample of ones, shape (1, ...) (``propagate``). The same at every step of a
+    recurrent layer: kept for the walk (``keeping_parts``)."""
+    xp = backend.xp()
+    w_const = None
+    for c, wi in consts:
+        w_const = c * wi if w_const is None else w_const + c * wi
+    return w_const, layer.linear(xp.ones((1,) + tuple(x_shape[1:]), dtype=dtype), w_const)
 
 
 # -- the rule book: every rule is one object, registered where its equation is written -----------------

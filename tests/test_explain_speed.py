@@ -8,6 +8,13 @@ the gradient walk, 2026-11-28").
 - ``safe_divide`` given the zero mask is ``safe_divide`` without it.
 - ``explain`` without details gives the relevance it gives with them (the walk then skips the sums
   only the details report).
+
+Second pass ("Explanation cost, second pass, 2026-11-28"):
+- ``safe_divide`` with no zero denominator (one division) is the masked form's a / (b + 0) * 1.
+- ``constant`` hands out one read-only view per (shape, dtype, value), -0.0 and NaN their own.
+- ``one_number`` looks at the last entry before reading the whole array, with the same answers.
+- within ``keeping_parts``, ``propagate``'s merged weights W_c (and their one-sample forward pass) are
+  computed once per layer and kept while the layer's weight parts are the same arrays.
 """
 import numpy
 import pytest
@@ -114,3 +121,66 @@ def test_the_cpu_walk_gives_what_every_pair_on_its_own_gives(arch, method, rng, 
     monkeypatch.setattr(backend, "device", lambda name=None: "gpu" if name is None else on_host(name))
     want = lrpnet.explain(model, x, method, target=2)
     numpy.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_safe_divide_without_zero_denominators_is_the_masked_form(rng):
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((6, 5)).astype(dtype)
+        b = rng.standard_normal((6, 5)).astype(dtype)
+        for den in (b, b[:1], -b.astype("float32")):
+            zero = den == 0
+            masked = (a / (den + zero) * ~zero).astype(a.dtype)
+            got = rules.safe_divide(a, den)
+            assert got.dtype == a.dtype
+            numpy.testing.assert_array_equal(got, masked)
+
+
+def test_constant_views_are_shared_read_only_and_keep_the_sign_of_zero():
+    like = numpy.zeros((3, 4), dtype="float32")
+    one = rules.constant(like, 1.0)
+    assert rules.constant(like, 1.0) is one and not one.flags.writeable and not any(one.strides)
+    assert rules.constant(like.astype("float64"), 1.0).dtype == numpy.float64
+    assert rules.constant(numpy.zeros((2, 4)), 1.0).shape == (2, 4)
+    assert numpy.signbit(rules.constant(like, -0.0).flat[0]) and not numpy.signbit(rules.constant(like, 0.0).flat[0])
+    assert numpy.isnan(rules.constant(like, numpy.nan).flat[0])
+
+
+def test_one_number_with_equal_ends_still_reads_the_middle():
+    a = numpy.full((3, 4), 2.0)
+    a[1, 2] = 3.0
+    assert rules.one_number(a) is None
+    a[1, 2] = 2.0
+    assert rules.one_number(a) == 2.0
+    assert rules.one_number(numpy.array([numpy.nan, 1.0, numpy.nan])) is None
+
+
+def test_merged_weights_are_kept_for_the_walk_and_only_for_the_same_arrays(rng):
+    from lrpnet.layers.dense import Dense
+    layer = Dense(6, 4, rng=numpy.random.default_rng(0), dtype="float64")
+    x = rng.uniform(-1, 1, (5, 6))
+    R = rng.standard_normal((5, 4))
+    calls = []
+    real = rules.merged
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+    try:
+        rules.merged = counted
+        plain = [rules.linear(layer, x, R, "zbox", {"low": -1.0, "high": 1.0}) for _ in range(3)]
+        assert len(calls) == 3                              # outside a walk: every time
+        calls.clear()
+        with rules.keeping_parts():
+            kept = [rules.linear(layer, x + k, R, "zbox", {"low": -1.0, "high": 1.0}) for k in range(3)]
+            assert len(calls) == 1                          # one W_c for the layer's steps
+            other = rules.linear(layer, x, R, "zbox", {"low": -2.0, "high": 1.0})
+            assert len(calls) == 2                          # other bounds: their own W_c
+            squares = [rules.linear(layer, x, R, "w_square", {}) for _ in range(2)]
+            assert len(calls) == 4                          # W^2 is a new array each time: not reused
+    finally:
+        rules.merged = real
+    for got, want in zip(kept[0], plain[0]):
+        numpy.testing.assert_array_equal(got, want)
+    numpy.testing.assert_array_equal(squares[0][0], squares[1][0])
+    for got, want in zip(other, rules.linear(layer, x, R, "zbox", {"low": -2.0, "high": 1.0})):
+        numpy.testing.assert_array_equal(got, want)
