@@ -246,9 +246,12 @@ def _holds(total, term):
 
 
 # -- the core: one modified forward pass and its input gradient per group ------------------------------
-def propagate(layer, x_shape, R, groups, plain=None, parts=None):
+def propagate(layer, x_shape, R, groups, plain=None, parts=None, output=None):
     """(R_in, absorbed) for relevance R at a linear layer's output (module docstring). ``plain`` is
-    (x, W, b), the layer's own input and parameters, needed only by groups that select outputs.
+    (x, W, b), the layer's own input and parameters, needed by groups that select outputs and to know
+    the pair (x, W). ``output``: the layer's output at x from the forward pass, linear(x, W) + b; with
+    it, the pair (x, W) (z^B's, epsilon's, gamma's first) costs no product: x W = output - b (equal up
+    to rounding: the subtraction rounds, and the forward pass may have run the steps as one product).
     ``parts``: a dict to fill with ``absorbed`` split by cause, arrays shaped like R that add up to it:
     "bias" s b', "stabiliser" s eps sign(z), "zero" c R where z + eps sign(z) = 0 (``divide_parts``);
     nothing of it is computed when ``parts`` is None.
@@ -272,7 +275,7 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
         if g.select:                  # this group handles only the outputs of one sign
             if z_plain is None:
                 x, weight, bias = plain
-                z_plain = layer.linear(x, weight) + (0 if bias is None else bias)
+                z_plain = output if output is not None else layer.linear(x, weight) + (0 if bias is None else bias)
             R_g = xp.where((z_plain >= 0) if g.select > 0 else (z_plain < 0), R, 0)
         pairs, consts, w_const = g.pairs, [], None
         if backend.device() == "cpu":
@@ -291,7 +294,7 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
                                     lambda: merged(layer, consts, x_shape, R.dtype))
             z.add(z_const)
         for xi, wi in pairs:
-            z.add(layer.linear(xi, wi))
+            z.add(_pair_forward(layer, xi, wi, plain, output))
         if z.value is None:           # every x' is 0
             z.add(xp.zeros_like(R))
         z.add(g.bias)
@@ -309,6 +312,14 @@ def propagate(layer, x_shape, R, groups, plain=None, parts=None):
                 parts[cause] = parts[cause] + share
     R_in = xp.zeros(x_shape, dtype=R.dtype) if R_in.value is None else R_in.value
     return R_in, absorbed.value
+
+
+def _pair_forward(layer, xi, wi, plain, output):
+    """linear(x', W') of one pair; for the layer's own (x, W), taken from its forward output when given."""
+    if output is not None and plain is not None and xi is plain[0] and wi is plain[1]:
+        bias = plain[2]
+        return output if bias is None else output - bias
+    return layer.linear(xi, wi)
 
 
 def merged(layer, consts, x_shape, dtype):
@@ -395,7 +406,8 @@ def names_for(kind) -> list:
 
 # how each family of rules is applied at a node
 def _linear_step(rule, node, R, params, composite):
-    R_in, lost = linear(node.layer, node.inputs[0].value, R, *linear_choice(node, composite))
+    R_in, lost = linear(node.layer, node.inputs[0].value, R, *linear_choice(node, composite),
+                        output=node.output.value)
     return (R_in,), lost
 
 
@@ -562,9 +574,10 @@ LINEAR = {name: RULES[(name, "dense")].equation for name, kind in RULES if kind 
 
 
 def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pixel_params=None,
-           shared=False, parts=None):
+           shared=False, parts=None, output=None):
     """(R_in, absorbed) of the linear rule ``rule`` at ``layer`` with input x and output relevance R;
-    ``parts``: a dict that ``propagate`` fills with ``absorbed`` split by cause (bias, stabiliser, zero).
+    ``parts``: a dict that ``propagate`` fills with ``absorbed`` split by cause (bias, stabiliser, zero);
+    ``output``: the layer's forward output at x, whose x W the rule's pair (x, W) reuses (``propagate``).
 
     With ``pixel_mask`` (1 on pixel features, 0 on state features, broadcastable to x), the MIXED rule of
     THESIS.md section 4 (Shallow's first layer, Conv+'s lateral convs): the pixel features use
@@ -577,7 +590,7 @@ def linear(layer, x, R, rule, params=None, pixel_mask=None, pixel_rule=None, pix
     if pixel_mask is not None:
         pixels = _rule(pixel_rule)(x, weight, bias, **(pixel_params or {}))
         groups = mixed(pixels, groups, pixel_mask, shared)
-    return propagate(layer, x.shape, R, groups, plain=(x, weight, bias), parts=parts)
+    return propagate(layer, x.shape, R, groups, plain=(x, weight, bias), parts=parts, output=output)
 
 
 def mixed(pixel_groups, state_groups, mask, shared=False):

@@ -15,6 +15,7 @@ Second pass ("Explanation cost, second pass, 2026-11-28"):
 - ``one_number`` looks at the last entry before reading the whole array, with the same answers.
 - within ``keeping_parts``, ``propagate``'s merged weights W_c (and their one-sample forward pass) are
   computed once per layer and kept while the layer's weight parts are the same arrays.
+- a rule's pair (x, W) of the layer's own input and weight takes x W from the forward output (output - b).
 """
 import numpy
 import pytest
@@ -184,3 +185,25 @@ def test_merged_weights_are_kept_for_the_walk_and_only_for_the_same_arrays(rng):
     numpy.testing.assert_array_equal(squares[0][0], squares[1][0])
     for got, want in zip(other, rules.linear(layer, x, R, "zbox", {"low": -2.0, "high": 1.0})):
         numpy.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("arch", ["rlstm", "convdeep", "deep"])
+@pytest.mark.parametrize("method", ["dtd", "lrp-alpha1.5beta0.5", "lrp-epsilon", "thesis-dtd"])
+def test_the_pair_x_w_is_taken_from_the_forward_output(arch, method, rng, monkeypatch):
+    """A rule's pair (x, W) of the layer's own input and weight (z^B's, epsilon's) reuses the node's
+    forward output, output - b, instead of a product: the reuse happens, and it gives the relevance
+    the recomputed x W gives, up to rounding."""
+    model = build(arch, input_shape=(8, 12), T=3, n_classes=4, seed=0, dtype="float64")
+    x = rng.uniform(-1, 1, (5, 8, 12))
+    reused = []
+    pair_forward = rules._pair_forward
+
+    def counting(layer, xi, wi, plain, output):
+        reused.append(output is not None and xi is plain[0] and wi is plain[1])
+        return pair_forward(layer, xi, wi, plain, output)
+    monkeypatch.setattr(rules, "_pair_forward", counting)
+    got = lrpnet.explain(model, x, method, target=3)
+    assert any(reused)                              # the pixels' z^B (and epsilon's every layer)
+    monkeypatch.setattr(rules, "_pair_forward", lambda layer, xi, wi, plain, output: layer.linear(xi, wi))
+    want = lrpnet.explain(model, x, method, target=3)
+    numpy.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
