@@ -13,11 +13,13 @@ forward pass and input gradient, im2col or col2im included) are counted from the
 - a relevance method: at each linear node that relevance reaches (under signal-take-all no gate
   does), the groups of its rule as ``lrpnet.rules.linear`` builds them (the MIXED rule where a layer
   sees pixels and states). Each pair (x', W') whose x' is not one number everywhere costs one product
-  linear(x', W') and one linear_input_grad(W', s); the pairs whose x' is one number c everywhere (z^B's
-  bounds) cost, together, one input-gradient product with sum_i c_i W'_i (and one sample's forward
-  pass, timed too); a pair with x' = 0 (x- of ReLU activations) costs nothing. So z+ on ReLU
-  activations is x @ W+ and s @ W+^T, alpha-beta twice that, z^B at the pixels x @ W, s @ W^T and
-  s @ W_c^T, on top of the forward pass.
+  linear(x', W') and one linear_input_grad(W', s), except that the layer's own pair (x, W) takes x W
+  from the forward pass (``rules._pair_forward``) and costs only its input gradient; the pairs whose
+  x' is one number c everywhere (``rules.one_number``: z^B's bounds) cost, together, one
+  input-gradient product with W_c = sum_i c_i W'_i (``rules.merged``; its one-sample forward pass is
+  computed once per layer in a walk and not counted); a pair with x' = 0 (x- of ReLU activations)
+  costs nothing. So z+ on ReLU activations is x @ W+ and s @ W+^T, alpha-beta twice that, z^B at the
+  pixels s @ W^T and s @ W_c^T, on top of the forward pass.
 
 Each distinct product (layer, shapes) is timed alone, best of ``--repeats`` after one untimed call, on
 the chunk's own arrays for the forward products and random ones of the output's shape for the
@@ -32,9 +34,10 @@ of the products in the walk, and measured. The last column is the ratio that rem
 walk cost the gradient walk's time plus its extra products timed alone, nothing else (its overhead
 besides products equal to the gradient walk's): the bound a leaner walk could reach.
 
-Inputs are random (uniform in [-1, 1]), input 28x84, T=12, 10 classes, float32. Not counted, and
-possible savings beyond this bound: z^B's x @ W is the forward pass's z minus the bias (reusing it
-changes the rounding), and the MIXED rule's masked pairs could multiply only their unmasked rows.
+Inputs are random (uniform in [-1, 1]), input 28x84, T=12, 10 classes, float32. A possible saving
+beyond this bound: the MIXED rule's masked pairs could multiply only their unmasked rows.
+(The tables in benchmarks/RESULTS.md made before commit 12c34ff counted z^B's x @ W, which the walk
+then still computed.)
 """
 from __future__ import annotations
 
@@ -44,19 +47,15 @@ import os
 import sys
 import time
 
+from backends import best_of        # benchmarks/backends.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 METHODS = ("gradient_x_input", "dtd", "lrp-alpha1.5beta0.5")
 
 
 def best_ms(fn, repeats):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+    """Milliseconds of the fastest of ``repeats`` calls, after a warm-up (``backends.best_of``)."""
+    return best_of(fn, repeats) * 1e3
 
 
 class Products:
@@ -135,27 +134,28 @@ def rule_products(node, comp, products):
     layer, x = node.layer, node.inputs[0].value
     z_shape = node.output.value.shape
     rule, params, mask, pixel_rule, pixel_params, shared = rules.linear_choice(node, comp)
-    groups = rules.LINEAR[rule](x, layer.weight, layer.bias, **params)
+    weight, bias = layer.weight, layer.bias
+    groups = rules.LINEAR[rule](x, weight, bias, **params)
     if mask is not None:
-        groups = rules.mixed(rules.LINEAR[pixel_rule](x, layer.weight, layer.bias, **pixel_params), groups,
-                             mask, shared)
+        groups = rules.mixed(rules.LINEAR[pixel_rule](x, weight, bias, **pixel_params), groups, mask, shared)
     ms, n_fwd, n_bwd = 0.0, 0, 0
     for g, group in enumerate(groups):
-        constants = None
+        consts = []
         for p, (xi, wi) in enumerate(group.pairs):
-            c = xi.flat[0]
-            if bool((xi == c).all()):
+            c = rules.one_number(xi)
+            if c is not None:
                 if c != 0:
-                    constants = c * wi if constants is None else constants + c * wi
+                    consts.append((c, wi))
                 continue
             tag = (rule, g, p)
-            ms += products.forward(layer, xi, wi, tag) + products.backward(layer, x.shape, wi, z_shape, tag)
-            n_fwd, n_bwd = n_fwd + 1, n_bwd + 1
-        if constants is not None:
-            tag = (rule, g, "constants")
-            one = x[:1] * 0 + 1
-            ms += products.forward(layer, one, constants, tag) + \
-                products.backward(layer, x.shape, constants, z_shape, tag)
+            if not (xi is x and wi is weight):          # the layer's own x W comes from the forward pass
+                ms += products.forward(layer, xi, wi, tag)
+                n_fwd += 1
+            ms += products.backward(layer, x.shape, wi, z_shape, tag)
+            n_bwd += 1
+        if consts:
+            w_const, _ = rules.merged(layer, consts, x.shape, x.dtype)
+            ms += products.backward(layer, x.shape, w_const, z_shape, (rule, g, "constants"))
             n_bwd += 1
     return ms, n_fwd, n_bwd
 
