@@ -63,8 +63,9 @@ class Dropout(Layer):
             return self.keep
         return 1.0 - (1.0 - self.keep) * tape.drop_scale
 
-    def mask(self, tape, shape, dtype, keep=None):
-        keep = self.keep if keep is None else keep
+    def mask(self, tape, shape, dtype, keep):
+        """The mask of this pass at keep probability ``keep`` (``keep_in``): a stationary layer's from
+        ``tape.memo`` after its first draw."""
         if self.stationary and id(self) in tape.memo:
             mask = tape.memo[id(self)]
             if mask.shape != shape:
