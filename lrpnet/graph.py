@@ -160,15 +160,22 @@ class Tape:
         Only what is asked for is computed: ``params=False`` skips every parameter gradient (an
         explanation needs none); ``leaves`` lists the leaf Vars whose gradient is wanted (None: every
         leaf; training passes ``()``), and an input gradient that reaches none of them and no wanted
-        parameter is not computed (conv1's gradient with respect to the pixels, in training).
+        parameter is not computed (conv1's gradient with respect to the pixels, in training). Nor are
+        the columns of a concatenation that only unwanted inputs fill (``_column_cuts``): in training,
+        the LSTM's gates send a gradient to h_{t-1} and none to the pixels x_t of [x_t ; h_{t-1}].
         """
         param_grads: dict = {}
         wanted = self._wanted(params, leaves)
+        cuts = self._column_cuts(wanted, seeds)
         uses: dict = {}               # id(linear layer) -> (layer, caches, output gradients) of its nodes
 
         def local_step(node, dy):
             layer = node.layer
             needed = [wanted.get(id(v), False) for v in node.inputs]
+            cut = cuts.get(id(node.output))
+            if cut is not None:          # a concatenation whose gradient came only for columns cut[0]:cut[1]
+                dxs, _ = layer.backward_columns(node.cache, dy, cut[0])
+                return tuple(dx if need else None for dx, need in zip(dxs, needed))
             if not hasattr(layer, "param_grads"):
                 use_guided = guided is True or (bool(guided) and layer.kind in guided)
                 dxs, dparams = (layer.guided_backward if use_guided else layer.backward)(node.cache, dy)
@@ -185,7 +192,12 @@ class Tape:
                     uses[id(layer)][2].append(dy)
                 else:
                     add_param_grads(layer, layer.param_grads(node.cache, dy))
-            return (layer.input_grad(node.cache, dy) if needed[0] else None,)
+            if not needed[0]:
+                return (None,)
+            cut = cuts.get(id(node.inputs[0]))
+            if cut is not None:
+                return (layer.input_grad_columns(node.cache, dy, *cut),)
+            return (layer.input_grad(node.cache, dy),)
 
         def add_param_grads(layer, dparams):
             for k, g in dparams.items():
@@ -214,3 +226,29 @@ class Tape:
                 any_input = any_input or w
             made[id(node.output)] = any_input or bool(params and node.layer.params)
         return out
+
+    def _column_cuts(self, wanted, seeds) -> dict:
+        """id(Var) -> (start, stop) for each concatenation output whose gradient is wanted only in
+        columns [start, stop) of its last axis: the span of its inputs that are wanted, when some at
+        either end are not. Only where every node reading it can send back those columns alone (a
+        dense layer, ``input_grad_columns``: dz W[start:stop]^T) and the concatenation can split them
+        (``backward_columns``); the gradient of that Var is then the (N, stop - start) block.
+
+        Saves the part of the products that would go to unwanted inputs: in training, the pixels x_t
+        of the LSTM's, GRU's and Shallow's [x_t ; h_{t-1}] (196 of the LSTM's 324 columns)."""
+        spans, readers = {}, {}
+        for node in self.nodes:
+            for v in node.inputs:
+                readers.setdefault(id(v), []).append(node.layer)
+            if not getattr(node.layer, "joins_last_axis", False):
+                continue
+            ends, start = [], 0
+            for v in node.inputs:
+                ends.append((start, start + v.value.shape[-1]))
+                start = ends[-1][1]
+            used = [end for v, end in zip(node.inputs, ends) if wanted.get(id(v), False)]
+            if used and len(used) < len(ends) and (used[0][0] > 0 or used[-1][1] < ends[-1][1]):
+                spans[id(node.output)] = (used[0][0], used[-1][1])
+        seeded = {id(v) for v in seeds}
+        return {k: span for k, span in spans.items() if k not in seeded and readers.get(k)
+                and all(hasattr(layer, "input_grad_columns") for layer in readers[k])}

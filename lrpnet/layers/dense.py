@@ -39,6 +39,11 @@ class Dense(LinearLayer):
     def input_grad(self, x, dz):
         return self.linear_input_grad(self.weight, dz)
 
+    def input_grad_columns(self, x, dz, start, stop):
+        """Columns [start, stop) of ``input_grad``: dz W[start:stop]^T, for an input whose other
+        columns need no gradient (``Tape._column_cuts``)."""
+        return self.linear_input_grad(self.weight[start:stop], dz)
+
     def param_grads(self, x, dz):
         return {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}
 

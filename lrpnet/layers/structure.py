@@ -157,20 +157,35 @@ class Concat(Layer):
         super().__init__()
         self.axis = axis
 
+    @property
+    def joins_last_axis(self):
+        """Whether this concatenates along the last axis, the one ``backward_columns`` can cut
+        (``Tape._column_cuts``). Layers are built before they see an array, so a non-negative axis
+        counts as last only as -1 does: ConvStack's and the cells' Concats use -1."""
+        return self.axis == -1
+
     def forward(self, tape, *xs):
         sizes = [x.shape[self.axis] for x in xs]
         return backend.xp().concatenate(xs, axis=self.axis), sizes
 
     def backward(self, sizes, dy):
+        return self.backward_columns(sizes, dy, 0)
+
+    def backward_columns(self, sizes, dy, start):
+        """``backward`` for a dy that holds only the output's entries start, start + 1, ... along the
+        axis (``Tape._column_cuts``, last axis only): each input's part of it, None for an input whose
+        part lies outside it."""
         xp = backend.xp()
-        bounds = [0]
-        for s in sizes:
-            bounds.append(bounds[-1] + s)
         index = [slice(None)] * dy.ndim
-        parts = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            index[self.axis] = slice(a, b)
-            parts.append(xp.ascontiguousarray(dy[tuple(index)]))
+        parts, a = [], -start
+        for s in sizes:
+            b = a + s
+            if a < 0 or b > dy.shape[self.axis]:
+                parts.append(None)
+            else:
+                index[self.axis] = slice(a, b)
+                parts.append(xp.ascontiguousarray(dy[tuple(index)]))
+            a = b
         return tuple(parts), {}
 
 
