@@ -119,6 +119,14 @@ def cuda_version(v):
     return f"{v // 1000}.{v % 1000 // 10}"
 
 
+def malloc_setting():
+    """What ``lrpnet.memory.keep_freed_memory`` did for this process, in words."""
+    from lrpnet.memory import KEEP_ENV, keep_freed_memory
+    if keep_freed_memory():
+        return "freed memory kept in the process for every column (lrpnet.memory)"
+    return f"the C library's defaults ({KEEP_ENV}={os.environ.get(KEEP_ENV, 'unset')}, or not glibc)"
+
+
 def header(report, args, columns, reasons):
     """The lines that say what ran where: date, machine, threads, versions, GPU, command."""
     import numpy
@@ -143,6 +151,7 @@ def header(report, args, columns, reasons):
     report(f"- machine: {platform.node()}, {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs "
            f"({usable} usable), load average {os.getloadavg()[0]:.1f} at the start")
     report(f"- threads: {', '.join(threads)}")
+    report(f"- malloc: {malloc_setting()}")
     report(f"- versions: {', '.join(versions)}")
     gpu = []
     ok, why = backend.gpu_status()
@@ -519,6 +528,8 @@ def main(argv=None):
         args.ops = args.models = True
 
     limit_threads(args.threads)
+    from lrpnet.memory import keep_freed_memory
+    keep_freed_memory()         # before any column runs, so that PyTorch's run under the same malloc
     if args.threads is not None and any(c.startswith("torch") for c in args.columns):
         try:
             import torch

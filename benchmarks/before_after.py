@@ -151,6 +151,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     limit_threads(args.threads)
+    from lrpnet.memory import keep_freed_memory
+    kept = keep_freed_memory()         # as every model pass would on its first call: from the start
 
     import numpy
     import lrpnet
@@ -164,7 +166,8 @@ def main():
     load = os.getloadavg()[0]
     print(f"# before = {commit} with {', '.join(args.swap) or 'nothing'} swapped in; after = working tree")
     print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, backend {args.backend}, "
-          f"threads {args.threads}, numpy {numpy.__version__}, {os.cpu_count()} CPUs, load average {load:.1f}")
+          f"threads {args.threads}, numpy {numpy.__version__}, {os.cpu_count()} CPUs, load average {load:.1f}, "
+          f"freed memory {'kept' if kept else 'handed back'} (lrpnet.memory)")
     print("- command: python benchmarks/before_after.py " + " ".join(sys.argv[1:]))
     for line in swaps.describe():
         print(f"- {line}")

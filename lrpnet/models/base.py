@@ -21,6 +21,7 @@ import numpy
 
 from .. import backend
 from ..graph import Tape
+from ..memory import keep_freed_memory
 
 
 class Model:
@@ -74,7 +75,10 @@ class Model:
 
     @contextlib.contextmanager
     def running(self):
-        """Context: the backend in force if it keeps arrays on the model's device, else the model's."""
+        """Context: the backend in force if it keeps arrays on the model's device, else the model's.
+        Every pass of a model runs in it, so it also makes the process keep freed memory
+        (``lrpnet.memory``; once per process)."""
+        keep_freed_memory()
         if backend.device() == self.device:
             yield
         else:
