@@ -145,3 +145,13 @@ def test_lrp_divide_without_selects_broadcasts_as_the_select_form(rng):
         for g, w in zip(rules.lrp_divide(R, z, eps, 1.0), literal_lrp_divide(R, z, eps, 1.0)):
             assert g.shape == w.shape == (5, 3, 4)
             numpy.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 3), (4, 3, 2, 6), (1, 1)])
+def test_bias_gradients_as_a_product_are_the_sums_over_rows(shape, rng):
+    from lrpnet.layers.base import sum_over_rows
+    a = rng.standard_normal(shape)
+    want = a.reshape(-1, shape[-1]).sum(axis=0)
+    got = sum_over_rows(a)
+    assert got.shape == (shape[-1],) and got.dtype == a.dtype
+    numpy.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)

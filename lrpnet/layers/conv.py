@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from .base import LinearLayer
+from .base import LinearLayer, sum_over_rows
 PADDINGS = ("SAME", "VALID")
 
 
@@ -352,4 +352,4 @@ class Conv2D(LinearLayer):
             dw = backend.op("conv2d_weight_grad")(x, dz, self.weight.shape, self.stride, pads)
         else:
             dw = backend.op("conv2d_weight_grad_from_patches")(patches, dz, self.weight.shape)
-        return {"W": dw, **self.bias_grad(dz.sum(axis=(0, 1, 2)))}
+        return {"W": dw, **self.bias_grad(sum_over_rows(dz))}

@@ -7,7 +7,7 @@ layer (``ReLU``).
 from __future__ import annotations
 
 from .. import backend
-from .base import LinearLayer
+from .base import LinearLayer, sum_over_rows
 
 
 class Dense(LinearLayer):
@@ -45,7 +45,7 @@ class Dense(LinearLayer):
         return self.linear_input_grad(self.weight[start:stop], dz)
 
     def param_grads(self, x, dz):
-        return {"W": x.T @ dz, **self.bias_grad(dz.sum(axis=0))}
+        return {"W": x.T @ dz, **self.bias_grad(sum_over_rows(dz))}
 
     def param_grads_of_uses(self, xs, dzs):
         """The sum over uses (time steps; a dense layer's cache is its input x) as one product,

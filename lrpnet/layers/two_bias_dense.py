@@ -13,6 +13,7 @@ equal to torch's (so ``lrpnet.io.from_torch`` copies them one to one); keeping W
 from __future__ import annotations
 
 from .. import backend
+from .base import sum_over_rows
 from .dense import Dense
 
 
@@ -33,6 +34,6 @@ class TwoBiasDense(Dense):
         return self.params["b_ih"] + self.params["b_hh"]
 
     def param_grads(self, x, dz):
-        db = dz.sum(axis=0)
+        db = sum_over_rows(dz)
         # z depends on b_ih and b_hh through their sum: both get the same gradient
         return {"W": x.T @ dz, "b_ih": db, "b_hh": db.copy()}
