@@ -155,3 +155,22 @@ def test_bias_gradients_as_a_product_are_the_sums_over_rows(shape, rng):
     got = sum_over_rows(a)
     assert got.shape == (shape[-1],) and got.dtype == a.dtype
     numpy.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 3), (2, 3), (1, 2)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_sum_pool_without_padding_gives_every_window_sum(size, padding, rng):
+    """Windows tiling the input from its corner are summed in groups of rows, then columns, without a
+    padded copy (``pool._group_sums``); every other case pads. Both give the literal window sums."""
+    from lrpnet.layers import pool
+    for h in range(1, 8):
+        for w in range(1, 8):
+            if padding == "VALID" and (h < size[0] or w < size[1]):
+                continue
+            x = rng.standard_normal((2, h, w, 3))
+            pads, out_hw = conv_ops.window_pads(x.shape, size, size, padding)
+            xpad = numpy.pad(x, ((0, 0), pads[:2], pads[2:], (0, 0)))
+            want = sum(xpad[:, i:i + size[0] * out_hw[0]:size[0], j:j + size[1] * out_hw[1]:size[1]]
+                       for i in range(size[0]) for j in range(size[1]))
+            numpy.testing.assert_allclose(pool.sumpool2d_forward(x, size, size, pads), want, rtol=1e-12,
+                                          atol=1e-12, err_msg=f"{(h, w)}")

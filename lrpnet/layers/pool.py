@@ -88,10 +88,43 @@ def _repeat_over_windows(dy, x_shape, size, pads):
     return rows.take(window, axis=1).reshape(tuple(x_shape))
 
 
+def _group_sums(a, axis, k):
+    """Sums of k consecutive entries of ``a`` along ``axis``, from the first; the last group holds what
+    is left (fewer than k where k does not divide the length)."""
+    xp = backend.xp()
+    n = a.shape[axis]
+    full = n // k * k
+
+    def part(arr, s):
+        index = [slice(None)] * arr.ndim
+        index[axis] = s
+        return arr[tuple(index)]
+    shape = list(a.shape)
+    shape[axis] = -(-n // k)
+    y = xp.empty(shape, dtype=a.dtype)
+    body = part(y, slice(0, full // k))
+    if k == 1:
+        body[...] = part(a, slice(0, full))
+    else:
+        xp.add(part(a, slice(0, full, k)), part(a, slice(1, full, k)), out=body)
+        for i in range(2, k):
+            body += part(a, slice(i, full, k))
+    if full < n:
+        xp.sum(part(a, slice(full, n)), axis=axis, keepdims=True, out=part(y, slice(full // k, None)))
+    return y
+
+
 # -- sum ---------------------------------------------------------------------------------------------
 @backend.register("sumpool2d_forward")
 def sumpool2d_forward(x, size, stride, pads):
-    """y = sum of each window of x padded with zeros."""
+    """y = sum of each window of x padded with zeros.
+
+    Windows that tile the input from its top-left corner (``_windows_tile``, padding only after the
+    last row and column: SAME at stride = size 2) sum rows in groups, then columns, with no padded
+    copy: 2x faster on ConvDeep's first pool, (256, 28, 7, 24) float32 (benchmarks/RESULTS.md, "Sum
+    pool without padding"); the same sums, added in another order."""
+    if _windows_tile(x.shape, size, stride, pads) and pads[0] == pads[2] == 0:
+        return _group_sums(_group_sums(x, 1, size[0]), 2, size[1])
     xpad = pad_hw(x, pads, 0.0)
     out_hw = _out_hw(x.shape, size, stride, pads)
     y = None
