@@ -16,7 +16,7 @@ def every_column(monkeypatch):
     monkeypatch.setattr(graph.Tape, "_column_cuts", lambda self, wanted, seeds: {})
 
 
-@pytest.mark.parametrize("arch", ["lstm", "gru", "shallow", "rlstm"])
+@pytest.mark.parametrize("arch", ["lstm", "gru", "shallow", "rlstm", "conv+deep"])
 def test_training_gradients_are_those_of_computing_every_column(arch, monkeypatch):
     model = build(arch, input_shape=(8, 12), T=3, n_classes=4, seed=0, dtype="float64")
     rng = numpy.random.default_rng(0)

@@ -345,6 +345,14 @@ class Conv2D(LinearLayer):
         x, _ = cache
         return self.linear_input_grad(self.weight, dz, x.shape)
 
+    def input_grad_columns(self, cache, dz, start, stop):
+        """Input channels [start, stop) of ``input_grad`` (the last axis of NHWC), for an input whose
+        other channels need no gradient (``Tape._column_cuts``): conv+deep's conv1 in training reads
+        [pixel ; a1_{t-1}] and sends a gradient to a1_{t-1}'s 24 channels only. W's input channels
+        cut alike; the padding depends on H and W only."""
+        x, _ = cache
+        return self.linear_input_grad(self.weight[:, :, start:stop], dz, x.shape[:3] + (stop - start,))
+
     def param_grads(self, cache, dz):
         x, patches = cache
         if patches is None:
