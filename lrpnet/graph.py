@@ -235,7 +235,8 @@ class Tape:
         (``backward_columns``); the gradient of that Var is then the (N, stop - start) block.
 
         Saves the part of the products that would go to unwanted inputs: in training, the pixels x_t
-        of the LSTM's, GRU's and Shallow's [x_t ; h_{t-1}] (196 of the LSTM's 324 columns)."""
+        of the LSTM's, GRU's and Shallow's [x_t ; h_{t-1}] (196 of the LSTM's 324 columns), and the
+        pixel channel of conv+deep's [x_t ; a1_{t-1}] (``Conv2D.input_grad_columns``)."""
         spans, readers = {}, {}
         for node in self.nodes:
             for v in node.inputs:

@@ -5,9 +5,9 @@ A training step or an explanation chunk allocates and frees the same large array
 hands such memory back to the system when it is freed (``mmap``'ed blocks are unmapped; the top of the
 heap is trimmed once more than a moving threshold lies free there), and every page of the next
 allocation is then faulted in and zeroed again. Measured on this project's CPU machine (one thread,
-``benchmarks/RESULTS.md``, "Memory handed back"): 71,000 page faults in one ConvDeep training step at
-batch 256, and that step 1.27x slower than with the memory kept; Deep, R-LSTM and LSTM steps at batch
-256 about 1.5x.
+fresh processes; ``benchmarks/RESULTS.md``, "Freed memory kept in the process"): 107,000 page faults in
+one ConvDeep training step at batch 256 and that step 1.44x slower than with the memory kept; Deep,
+R-LSTM and LSTM steps 1.47x-1.59x slower at batch 50 and at 256.
 
 ``keep_freed_memory()`` sets two of glibc's ``mallopt`` parameters for the whole process:
 ``M_MMAP_THRESHOLD`` = 32 MiB (glibc's largest documented value on 64-bit systems; only blocks larger
@@ -16,10 +16,10 @@ than that are mapped on their own, and fixing it stops glibc's adjusting it) and
 process then keeps, after a step, the memory its largest step used: its resident size stays at its peak
 instead of falling between steps. Peaks themselves do not change.
 
-Every pass of a model calls it (``Model.running``: training, explanation, prediction), the first
-call does the work. The benchmarks call it before anything runs, so that PyTorch, in the same process,
-runs under the same settings. ``LRPNET_KEEP_MEMORY=0`` in the environment leaves malloc as it is. Elsewhere than glibc (macOS, Windows, musl) it does
-nothing and says so (returns False).
+Every pass of a model calls it (``Model.running``: training, explanation, prediction); the first call
+does the work. The benchmarks call it before anything runs, so that PyTorch, in the same process, runs
+under the same settings. ``LRPNET_KEEP_MEMORY=0`` in the environment leaves malloc as it is. Elsewhere
+than glibc (macOS, Windows, musl) it does nothing and says so (returns False).
 """
 from __future__ import annotations
 

@@ -107,9 +107,9 @@ BIAS_MODES = ("plain", "negsoftplus", None)
 
 def sum_over_rows(a):
     """The sum of ``a`` over every axis but the last (a bias's gradient from dz), as one product
-    ones @ a of a seen as rows. NumPy's ``a.sum(axis=0)`` adds such rows one after another: 5.5x
-    slower on ConvDeep's conv1 dz at batch 256, (50176, 24) float32, 8x on its conv2's (one thread;
-    benchmarks/RESULTS.md, "Bias gradients as a product")."""
+    ones @ a of a seen as rows. NumPy's ``a.sum(axis=0)`` adds such rows one after another: 5.8x
+    slower on ConvDeep's conv1 dz at batch 256, (50176, 24) float32, 9x on its conv2's, and further
+    from the float64 sum (one thread; benchmarks/RESULTS.md, "Bias gradients as a product")."""
     rows = a.reshape(-1, a.shape[-1])
     return backend.xp().ones(rows.shape[0], dtype=a.dtype) @ rows
 
