@@ -51,6 +51,7 @@ def tiny(name):
         model = models.build("rlstm_sd", input_shape=(3, 3), T=3, n_classes=2, dtype="float64", front=3, units=2)
     else:
         model = models.build("lstm", input_shape=(3, 3), T=3, n_classes=2, dtype="float64", hidden=2)
+    model.batch_steps = False      # every node at its step, the front layer too, as the thesis draws it
     rng = numpy.random.default_rng(SEEDS[name])
     for layer in model.layers.values():
         for k, p in layer.params.items():

@@ -24,6 +24,47 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import backend
+
+
+class Part:
+    """A signal that is zero everywhere but at ``index`` of an array of ``shape``, where it is ``values``:
+    what a layer that picks part of its input sends back (a time slice, a step's rows, a gate's
+    columns: ``backward_part``). The walk adds a part into the sum for its Var instead of a whole array
+    of zeros around it: the T slices of one image cost one image-sized array, not T (T^2 N H W adds).
+    ``dense()`` is the whole array; a layer's step never sees a Part, only the walk's sums do."""
+    __slots__ = ("shape", "index", "values")
+
+    def __init__(self, shape, index, values):
+        self.shape, self.index, self.values = tuple(shape), index, values
+
+    def dense(self):
+        out = backend.xp().zeros(self.shape, dtype=self.values.dtype)
+        out[self.index] = self.values
+        return out
+
+    def add_to(self, acc):
+        acc[self.index] += self.values
+
+
+def dense(signal):
+    """A signal as an array: a ``Part`` filled in, anything else as it is."""
+    return signal.dense() if isinstance(signal, Part) else signal
+
+
+def _sum(a, b):
+    """a + b as a new array, for signals either of which may be a ``Part``."""
+    if isinstance(a, Part):
+        a, b = b, a
+    if isinstance(a, Part):
+        acc = a.dense()
+    elif isinstance(b, Part):
+        acc = a.copy()
+    else:
+        return a + b
+    b.add_to(acc)
+    return acc
+
 
 class Var:
     """One value on the tape: ``value`` is the array; ``node`` is the node that made it (None for
@@ -124,26 +165,31 @@ class Tape:
         # owns, and the others are added into it in place (a signal a layer returned may be another's
         # too, as Add's, so it is never written to). T time steps reading one value (the image) then
         # cost one new array, not T - 1.
+        # A signal may be a ``Part`` (zero outside one block): it is added into the sum as a block, and
+        # filled in when a node's step or the caller receives it.
         signals = {id(v): (v, s, False) for v, s in seeds.items()}
         kept = {}
         for node in reversed(self.nodes):
             entry = signals.pop(id(node.output), None)
             if entry is None:
                 continue
+            signal = dense(entry[1])
             if keep:
-                kept[node.output] = entry[1]
-            for v, s in zip(node.inputs, local_step(node, entry[1])):
+                kept[node.output] = signal
+            for v, s in zip(node.inputs, local_step(node, signal)):
                 if s is None:
                     continue
                 summed = signals.get(id(v))
                 if summed is None:
                     signals[id(v)] = (v, s, False)
-                elif summed[2]:
+                elif not summed[2]:
+                    signals[id(v)] = (v, _sum(summed[1], s), True)
+                elif isinstance(s, Part):
+                    s.add_to(summed[1])
+                else:
                     acc = summed[1]
                     acc += s
-                else:
-                    signals[id(v)] = (v, summed[1] + s, True)
-        kept.update({v: s for v, s, _ in signals.values()})
+        kept.update({v: dense(s) for v, s, _ in signals.values()})
         return kept
 
     def backward(self, seeds: dict, guided: bool = False, params: bool = True, leaves=None):
@@ -175,6 +221,9 @@ class Tape:
             cut = cuts.get(id(node.output))
             if cut is not None:          # a concatenation whose gradient came only for columns cut[0]:cut[1]
                 dxs, _ = layer.backward_columns(node.cache, dy, cut[0])
+                return tuple(dx if need else None for dx, need in zip(dxs, needed))
+            if hasattr(layer, "backward_part"):          # a slice of its input, the same under guided
+                dxs, _ = layer.backward_part(node.cache, dy)
                 return tuple(dx if need else None for dx, need in zip(dxs, needed))
             if not hasattr(layer, "param_grads"):
                 use_guided = guided is True or (bool(guided) and layer.kind in guided)

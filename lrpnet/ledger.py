@@ -46,6 +46,7 @@ import numpy
 
 from . import backend, composites, rules
 from .explain import STARTS, _method, _targets, node_rule
+from .graph import dense
 from .literal import host
 
 CAUSES = ("bias", "stabiliser", "zero", "state")  # why relevance is absorbed (module docstring)
@@ -162,11 +163,11 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
 
         def local_step(node, R):
             R_in, absorbed, parts = rule_step(node, R, comp)
-            to = {k: total(r) for k, r in zip(_labels(node, consumers), R_in) if r is not None}
-            causes = {c: total(parts[c]) if c in parts else numpy.zeros(n) for c in CAUSES}
+            to = {k: total(r, n) for k, r in zip(_labels(node, consumers), R_in) if r is not None}
+            causes = {c: total(parts[c], n) if c in parts else numpy.zeros(n) for c in CAUSES}
             arrays = (host(R), tuple(host(r) for r in R_in), host(absorbed)) if keep else None
             entries.append(Entry(node.layer.name or node.layer.kind, node.layer.kind, node.step, *rule_of(node, comp),
-                                 total(R), to, total(absorbed), causes, node if keep else None, arrays,
+                                 total(R, n), to, total(absorbed, n), causes, node if keep else None, arrays,
                                  {c: host(a) for c, a in parts.items()} if keep else None))
             return R_in
 
@@ -175,9 +176,9 @@ def record(model, x, method, target="predicted", start="relu_logit", gates=None,
         relevance = xp.zeros_like(x_var.value) if relevance is None else relevance
         for v, R in sorted(leaves.items(), key=lambda vr: vr[0] is not x_var):     # the input first
             is_input = v is x_var
-            kept = numpy.zeros(n) if is_input else total(R)        # an initial state absorbs what reaches it
-            entries.append(Entry(_leaf(v, consumers), "leaf", None, "-", {}, total(R),
-                                 {"explanation": total(R)} if is_input else {}, kept,
+            kept = numpy.zeros(n) if is_input else total(R, n)        # an initial state absorbs what reaches it
+            entries.append(Entry(_leaf(v, consumers), "leaf", None, "-", {}, total(R, n),
+                                 {"explanation": total(R, n)} if is_input else {}, kept,
                                  {**{c: numpy.zeros(n) for c in CAUSES}, "state": kept}, None,
                                  (host(R), (), None) if keep else None,
                                  ({} if is_input else {"state": host(R)}) if keep else None))
@@ -197,6 +198,7 @@ def rule_step(node, R, comp):
                                       parts=parts)
         return (R_in,), absorbed, parts
     R_in, absorbed = node_rule(node, R, comp)
+    R_in = tuple(None if r is None else dense(r) for r in R_in)      # a slice's graph.Part, filled in
     name, params = comp[kind]
     rule = rules.lookup(name, kind)
     z = None if rule.denominator is None else rule.denominator(node)
@@ -227,10 +229,10 @@ def describe(rule, params):
     return f"{rule}({args})" if args else rule
 
 
-def total(a):
-    """Per-sample sum of an array (N, ...), on the host."""
-    a = host(a)
-    return a.reshape(len(a), -1).sum(axis=1)
+def total(a, n):
+    """Per-sample sum of an array of n samples, on the host: (N, ...), or (N*T, ...) sample-major rows
+    (a batched block's value, ``lrpnet.models.recurrent``), whose sample k is its k-th block of rows."""
+    return host(a).reshape(n, -1).sum(axis=1)
 
 
 def _composite(method, composite, gates):

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy
 
-from . import backend, composites, rules
+from . import backend, composites, graph, rules
 from .explain import node_rule as fast_node_rule
 from .layers.conv import window_pads
 
@@ -352,4 +352,4 @@ def node_rule(node, R, comp):
         R_in, absorbed = pool(node.layer, xs[0], R, rule, params)
         return (R_in,), absorbed
     R_in, absorbed = fast_node_rule(node, backend.asarray(R), comp)
-    return tuple(host(r) for r in R_in), host(absorbed)
+    return tuple(host(graph.dense(r)) for r in R_in), host(absorbed)      # a slice's Part, filled in

@@ -432,7 +432,9 @@ def _pass_step(rule, node, R, params, composite):
 
 
 def _move_step(rule, node, R, params, composite):
-    return node.layer.backward(node.cache, R)[0], backend.xp().zeros_like(R)
+    # a layer picking part of its input sends a ``graph.Part``: the walk adds it as a block
+    step = getattr(node.layer, "backward_part", node.layer.backward)
+    return step(node.cache, R)[0], backend.xp().zeros_like(R)
 
 
 def _pool_step(rule, node, R, params, composite):

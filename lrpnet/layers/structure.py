@@ -11,6 +11,7 @@ joins per-step values into such rows. ``Columns`` cuts one gate out of a layer c
 from __future__ import annotations
 
 from .. import backend
+from ..graph import Part
 from .base import Layer
 
 
@@ -36,11 +37,14 @@ class TimeSlice(Layer):
         return y, x.shape
 
     def backward(self, x_shape, dy):
+        return (self.backward_part(x_shape, dy)[0][0].dense(),), {}
+
+    def backward_part(self, x_shape, dy):
+        """``backward`` as a ``graph.Part``: dy in the slice's columns, zero elsewhere."""
         n, h, w = x_shape
         cols = w // self.T
-        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
-        dx[:, :, self.t * cols:(self.t + 1) * cols] = dy.reshape(n, h, cols)
-        return (dx,), {}
+        index = (slice(None), slice(None), slice(self.t * cols, (self.t + 1) * cols))
+        return (Part(x_shape, index, dy.reshape(n, h, cols)),), {}
 
 
 class TimeSlices(Layer):
@@ -81,9 +85,11 @@ class Select(Layer):
         return x[self.index], x.shape
 
     def backward(self, x_shape, dy):
-        dx = backend.xp().zeros(x_shape, dtype=dy.dtype)
-        dx[self.index] = dy
-        return (dx,), {}
+        return (self.backward_part(x_shape, dy)[0][0].dense(),), {}
+
+    def backward_part(self, x_shape, dy):
+        """``backward`` as a ``graph.Part``: dy at the picked part, zero elsewhere."""
+        return (Part(x_shape, self.index, dy),), {}
 
 
 class StepRows(Select):

@@ -6,7 +6,8 @@ chain of blocks (conv stack, ReLU front, recurrent cell) over the steps from zer
 reads the class scores after the last step through a head. Only the forward pass is written here; the
 gradient and every relevance pass are walks of the tape.
 
-Work without recurrence can run on all steps at once (``model.batch_steps = True``; off by default).
+Work without recurrence can run on all steps at once (``model.batch_steps = True``; the default of
+Deep, Deep-SD, DeepV2, R-LSTM and R-LSTM-SD, not of the others: below).
 A ``batched`` block (a ReLU front, a conv stack without lateral connections: ``lrpnet.cells.relu_blocks``)
 reads no state, so it can run once on N*T rows, sample-major (row n*T + t is step t of sample n): the
 image cut by ``TimeSlices`` (layer "slices"), or the per-step outputs of the blocks before it joined by
@@ -21,11 +22,13 @@ recurrence: conv1 reads a1_{t-1}, pool1 and conv2 read a1_t, conv2 reads a2_{t-1
 front layer batched; Shallow, LSTM, GRU and R-GRU have nothing outside the recurrence. Both ways give
 the same values, gradients and relevance (to float rounding; ``tests/test_architectures.py``).
 
-Why it is off by default: on the CPU it was slower (one thread, NumPy; measured in the tests' report):
-the conv stack on N*T slices leaves the caches (0.5x to 0.75x at 256 samples), and each step's
-``StepRows`` sends back a gradient (or relevance) the size of all N*T rows, which the tape adds up
-T times, T^2 N F work for a front of width F (0.8x for Deep at 256 samples). It may pay on a GPU,
-where it means T times fewer, larger launches; that is to be measured.
+Which models batch by default (one thread, NumPy, the CPU; benchmarks/RESULTS.md, "Batched front
+layers by default"): each step's ``StepRows`` sends back its rows as a ``graph.Part``, which the walk
+adds into one N*T-row array (before, a whole array per step and T^2 N F adds for a front of width F,
+which made batching lose). Batched, the ReLU-front models explain 6-18% faster and train as fast
+(0.98x-1.04x); ConvDeep loses (its step 0.93x, an explanation 0.85x: the conv stack on N*T slices
+leaves the caches) and Conv+Deep is even, so the conv models run step by step unless told otherwise.
+On a GPU, where batching means T times fewer, larger launches, it is to be measured.
 
 Every constructor takes ``(input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32",
 keep=0.8, **sizes)`` and the options below; the default sizes are the thesis's, and ``model.config``
@@ -91,7 +94,8 @@ ZERO_BIAS = -1e4     # relu_bias="zero": softplus(b) and sigmoid(b) are exactly 
 class RecurrentModel(Model):
     """Slices the image into T steps, runs ``self.chain`` over them and ``self.head`` on the last output."""
     as_image = False          # conv models see each slice as an (H, W/T, 1) image
-    batch_steps = False       # True: blocks without recurrence run on all steps at once (module docstring)
+    batch_steps = False       # True: blocks without recurrence run on all steps at once (module docstring;
+                              # the ReLU-front models set it)
     relu_bias = "softplus"    # set by _setup for the architectures that take the option
     dropout_keep = None       # keep probability of the ``dropout`` option's layers, None without
     legacy_config: dict = {}  # what a configuration saved before an option existed meant (module docstring)
@@ -241,6 +245,7 @@ class Deep(RecurrentModel):
     ReLU -> n_classes [153,578]. Naive dropout on front, on [front ; r_t], on mid -> r and on mid at
     step T before the read-out (``dropout="thesis"``; Deep-SD: stationary)."""
     stationary_dropout = False
+    batch_steps = True        # the front layer on all steps at once (module docstring)
     legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
@@ -263,6 +268,7 @@ class DeepSD(Deep):
 class DeepV2(RecurrentModel):
     """Deep with x_t -> ``front1`` -> ``front2`` ReLU before the concatenation [161,386]; naive dropout as
     Deep's and also after the second input layer (``dropout="thesis"``)."""
+    batch_steps = True        # its first front layer on all steps at once (module docstring)
     legacy_config = {"dropout": "none"}
 
     def __init__(self, input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32", keep=0.8,
@@ -311,6 +317,7 @@ class ConvPlusDeep(ConvDeep):
 class RLSTM(RecurrentModel):
     """x_t -> ``front`` ReLU -> R-LSTM cell with ``units`` units -> linear n_classes from h_T [145,914].
     Naive dropout (fresh masks each step) on the front layer, on every gate, on c~ and on h_t."""
+    batch_steps = True        # the front layer on all steps at once (module docstring)
     stationary = False
     drop = ("gates", "candidate", "h")
 
