@@ -25,9 +25,10 @@ the same values, gradients and relevance (to float rounding; ``tests/test_archit
 Which models batch by default (one thread, NumPy, the CPU; benchmarks/RESULTS.md, "Batched front
 layers by default"): each step's ``StepRows`` sends back its rows as a ``graph.Part``, which the walk
 adds into one N*T-row array (before, a whole array per step and T^2 N F adds for a front of width F,
-which made batching lose). Batched, the ReLU-front models explain 6-18% faster and train as fast
-(0.98x-1.04x); ConvDeep loses (its step 0.93x, an explanation 0.85x: the conv stack on N*T slices
-leaves the caches) and Conv+Deep is even, so the conv models run step by step unless told otherwise.
+which made batching lose). Batched, the ReLU-front models explain 1.06x-1.15x faster and train as
+fast or faster (0.99x-1.09x); ConvDeep loses (its steps 0.94x-0.98x, its explanations 0.85x-0.89x:
+the conv stack on N*T slices leaves the caches) and Conv+Deep is even (0.98x-1.02x), so the conv
+models run step by step unless told otherwise.
 On a GPU, where batching means T times fewer, larger launches, it is to be measured.
 
 Every constructor takes ``(input_shape=(28, 84), T=12, n_classes=10, seed=0, dtype="float32",
