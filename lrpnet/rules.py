@@ -123,6 +123,11 @@ def kept(key, held, compute):
     return value
 
 
+def nothing_absorbed(R):
+    """What a rule that absorbs nothing returns as absorbed: zeros shaped like R."""
+    return backend.xp().zeros_like(R)
+
+
 def constant(like, c):
     """c everywhere, in ``like``'s shape and dtype. On the CPU a broadcast view of one number (no
     memory, and ``one_number`` knows it without reading it); on a GPU a full array, since every pair is
@@ -428,13 +433,13 @@ def linear_choice(node, composite):
 
 
 def _pass_step(rule, node, R, params, composite):
-    return (R,) + (None,) * (len(node.inputs) - 1), backend.xp().zeros_like(R)
+    return (R,) + (None,) * (len(node.inputs) - 1), nothing_absorbed(R)
 
 
 def _move_step(rule, node, R, params, composite):
     # a layer picking part of its input sends a ``graph.Part``: the walk adds it as a block
     step = getattr(node.layer, "backward_part", node.layer.backward)
-    return step(node.cache, R)[0], backend.xp().zeros_like(R)
+    return step(node.cache, R)[0], nothing_absorbed(R)
 
 
 def _pool_step(rule, node, R, params, composite):
@@ -695,7 +700,7 @@ def pool_winner_take_all(layer, cache, R):
     (``MaxPool2D.backward`` routes a signal to the winners of ``winners(cache)``); nothing is absorbed."""
     if layer.kind != "maxpool2d":
         raise ValueError(f"winner-take-all applies to max pooling only, got a {layer.kind!r} layer")
-    return layer.backward(cache, R)[0][0], backend.xp().zeros_like(R)
+    return layer.backward(cache, R)[0][0], nothing_absorbed(R)
 
 
 @rule("proportional", kinds=("add",), step=_sum_step, denominator=_sum_of_inputs)
@@ -714,7 +719,7 @@ def add_proportional(xs, R, eps=1e-6):
 def gate_signal_take_all(gate, signal, R):
     """Signal-take-all (Arras et al. 2017; LRP-all in Arras et al. 2019): R_signal = R, R_gate = 0
     (the gate is treated as a constant weight)."""
-    return (None, R), backend.xp().zeros_like(R)
+    return (None, R), nothing_absorbed(R)
 
 
 @rule("prop", kinds=("gatemul",), step=_gate_step, denominator=_sum_of_inputs)
@@ -739,4 +744,4 @@ def gate_abs(gate, signal, R, eps=1e-6):
 @rule("half", kinds=("gatemul",), step=_gate_step)
 def gate_half(gate, signal, R):
     """LRP-half (Arras et al. 2019): R_g = R_s = R / 2."""
-    return (0.5 * R, 0.5 * R), backend.xp().zeros_like(R)
+    return (0.5 * R, 0.5 * R), nothing_absorbed(R)
