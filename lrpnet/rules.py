@@ -124,8 +124,11 @@ def kept(key, held, compute):
 
 
 def nothing_absorbed(R):
-    """What a rule that absorbs nothing returns as absorbed: zeros shaped like R."""
-    return backend.xp().zeros_like(R)
+    """What a rule that absorbs nothing returns as absorbed: zeros shaped like R, read-only. On the CPU
+    a shared broadcast view of one zero (``constant``): the pass and move steps of every activation,
+    dropout and slice node allocated and zero-filled an array the size of R that only a walk with
+    details reads (``explain(..., return_details=True)``, the ledger)."""
+    return constant(R, 0)
 
 
 def constant(like, c):
