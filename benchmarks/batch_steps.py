@@ -16,8 +16,8 @@ import argparse
 import datetime
 import os
 import sys
-import time
 
+from alternate import best_alternating  # benchmarks/alternate.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -68,15 +68,9 @@ def main():
             tasks.append((f"explain {args.n}, {method}",
                           lambda method=method: lrpnet.explain(model, x[:args.n], method, target=y[:args.n])))
         for name, fn in tasks:
-            best = {False: float("inf"), True: float("inf")}
-            for _ in range(args.rounds):
-                for batched in (False, True):
-                    model.batch_steps = batched
-                    fn()
-                    for _ in range(args.calls):
-                        start = time.perf_counter()
-                        fn()
-                        best[batched] = min(best[batched], time.perf_counter() - start)
+            best = best_alternating(fn, {False: lambda: setattr(model, "batch_steps", False),
+                                         True: lambda: setattr(model, "batch_steps", True)},
+                                    args.rounds, args.calls)
             model.batch_steps = default
             print(f"| {arch} | {name} | {1e3 * best[False]:.1f} | {1e3 * best[True]:.1f} | "
                   f"{best[False] / best[True]:.2f} | {'at once' if default else 'step by step'} |", flush=True)

@@ -16,8 +16,8 @@ import argparse
 import datetime
 import os
 import sys
-import time
 
+from alternate import best_alternating  # benchmarks/alternate.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -61,15 +61,9 @@ def main():
             def step():
                 _, grads = model.loss_and_grads(x, y, train=True, rng=drop)
                 opt.step(grads)
-            best = {"whole": float("inf"), "cut": float("inf")}
-            for _ in range(args.rounds):
-                for mode, method in (("whole", whole), ("cut", cut)):
-                    graph.Tape._column_cuts = method
-                    step()
-                    for _ in range(args.calls):
-                        start = time.perf_counter()
-                        step()
-                        best[mode] = min(best[mode], time.perf_counter() - start)
+            best = best_alternating(step, {"whole": lambda: setattr(graph.Tape, "_column_cuts", whole),
+                                           "cut": lambda: setattr(graph.Tape, "_column_cuts", cut)},
+                                    args.rounds, args.calls)
             graph.Tape._column_cuts = cut
             print(f"| {arch} | {batch} | {1e3 * best['whole']:.1f} | {1e3 * best['cut']:.1f} | "
                   f"{best['whole'] / best['cut']:.2f} |")

@@ -72,17 +72,9 @@ def child(args):
             opt.step(grads)
     elif args.task == "torch":
         import torch
-        from torch_models import study_loss, torch_twin
+        from torch_models import training_step
         torch.set_num_threads(args.threads)
-        net = torch_twin(model, "cpu")
-        net.train()
-        topt = torch.optim.Adam(net.parameters(), lr=LR)
-        tx, ty = torch.as_tensor(x), torch.as_tensor(y)
-
-        def call():
-            topt.zero_grad(set_to_none=True)
-            study_loss(net(tx), ty).backward()
-            topt.step()
+        call = training_step(model, x, y, LR)
     else:
         def call():
             lrpnet.explain(model, x, args.method, target=y)

@@ -99,7 +99,7 @@ def main():
     from lrpnet.memory import keep_freed_memory
     from lrpnet.models import build
     from lrpnet.training import Adam
-    from torch_models import study_loss, torch_twin
+    from torch_models import training_step
     from backends import best_of
     keep_freed_memory()
     torch.set_num_threads(args.threads)
@@ -139,35 +139,10 @@ def main():
         xs = numpy.ascontiguousarray(x.reshape(batch * T, -1))
         h = numpy.ascontiguousarray(xs[:batch, :H])
         da = rng.standard_normal((T * batch, 4 * H)).astype("float32")
-
-        def numpy_products():
-            xs @ P["Wx"]
-            for _ in range(T):
-                h @ P["Wh"]
-            for _ in range(T - 1):
-                da[:batch] @ P["Wh"].T
-            xs.T @ da
-            xs[:, :H].T @ da
         tP = {k: torch.as_tensor(v) for k, v in P.items()}
-        txs, th, tda = torch.as_tensor(xs), torch.as_tensor(h), torch.as_tensor(da)
-
-        def torch_products():
-            txs @ tP["Wx"]
-            for _ in range(T):
-                th @ tP["Wh"]
-            for _ in range(T - 1):
-                tda[:batch] @ tP["Wh"].T
-            txs.T @ tda
-            txs[:, :H].T @ tda
-        net = torch_twin(model, "cpu")
-        net.train()
-        topt = torch.optim.Adam(net.parameters(), lr=LR)
-        tx, ty = torch.as_tensor(x), torch.as_tensor(y)
-
-        def torch_step():
-            topt.zero_grad(set_to_none=True)
-            study_loss(net(tx), ty).backward()
-            topt.step()
+        numpy_products = products(P, xs, h, da, batch)
+        torch_products = products(tP, torch.as_tensor(xs), torch.as_tensor(h), torch.as_tensor(da), batch)
+        torch_step = training_step(model, x, y, LR)
         times = [1e3 * best_of(fn, args.repeats)
                  for fn in (lrpnet_step, hand_step, numpy_products, torch_products, torch_step)]
         print(f"| {batch} | {times[0]:.2f} | {times[1]:.2f} | {times[2]:.2f} | {times[3]:.2f} | {times[4]:.2f} "
@@ -176,6 +151,23 @@ def main():
     for line in notes:
         print(f"- {line}")
     print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def products(P, xs, h, da, batch):
+    """A function doing the matrix products of ``numpy_step`` on arrays of their shapes, NumPy's or
+    torch's: the input projection of all steps, T products with W_h forward, T - 1 back, the two
+    weight gradients."""
+    H = P["Wh"].shape[0]
+
+    def run():
+        xs @ P["Wx"]
+        for _ in range(T):
+            h @ P["Wh"]
+        for _ in range(T - 1):
+            da[:batch] @ P["Wh"].T
+        xs.T @ da
+        xs[:, :H].T @ da
+    return run
 
 
 def packed_grads_check(want, got):

@@ -19,8 +19,8 @@ import argparse
 import datetime
 import os
 import sys
-import time
 
+from alternate import best_alternating  # benchmarks/alternate.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -83,15 +83,8 @@ def main():
                 opt.step(grads)
             tasks.append((f"train step, batch {batch}", step))
         for name, fn in tasks:
-            best = {False: float("inf"), True: float("inf")}
-            for _ in range(args.rounds):
-                for on in (False, True):
-                    parts(on)
-                    fn()
-                    for _ in range(args.calls):
-                        start = time.perf_counter()
-                        fn()
-                        best[on] = min(best[on], time.perf_counter() - start)
+            best = best_alternating(fn, {False: lambda: parts(False), True: lambda: parts(True)},
+                                    args.rounds, args.calls)
             parts(True)
             print(f"| {arch} | {name} | {1e3 * best[False]:.1f} | {1e3 * best[True]:.1f} | "
                   f"{best[False] / best[True]:.2f} |", flush=True)

@@ -212,6 +212,21 @@ def study_loss(logits, y):
     return F.cross_entropy(z, y)
 
 
+def training_step(model, x, y, lr, device="cpu"):
+    """A function doing one Adam step of ``model``'s twin on (x, y) (numpy arrays) with the study's loss,
+    dropout on, as lrpnet's training step does."""
+    net = torch_twin(model, device)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    tx, ty = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        study_loss(net(tx), ty).backward()
+        opt.step()
+    return step
+
+
 def max_relative_error(model, twin, x):
     """max |torch logits - lrpnet logits| / max |lrpnet logits| on the host images ``x`` (eval mode)."""
     want = model.predict(x)
