@@ -258,13 +258,20 @@ def input_grad_col2im(weight, dz, x_shape, stride, pads):
     xp = backend.xp()
     kh, kw, c_in, c_out = weight.shape
     n, oh, ow, _ = dz.shape
-    dpatches = (dz.reshape(-1, c_out) @ weight.reshape(kh * kw * c_in, c_out).T).reshape(n, oh, ow, kh * kw, c_in)
+    if c_in == 1:
+        # each offset's share as one contiguous (N, out_h, out_w) block, W dz^T, so that the adds below
+        # read it in order; (dz W^T)'s rows would hand it over with a stride of kh*kw: 1.3x slower at
+        # 100 images of ConvDeep's conv1, 1.9x at 250 (benchmarks/RESULTS.md, "col2im offset-major")
+        share = (weight.reshape(kh * kw, c_out) @ dz.reshape(-1, c_out).T).reshape(kh * kw, n, oh, ow, 1)
+    else:
+        share = (dz.reshape(-1, c_out) @ weight.reshape(kh * kw * c_in, c_out).T).reshape(n, oh, ow, kh * kw, c_in)
+        share = share.transpose(3, 0, 1, 2, 4)
     top, bottom, left, right = pads
     dxpad = xp.zeros((n, x_shape[1] + top + bottom, x_shape[2] + left + right, c_in), dtype=dz.dtype)
     for k in range(kh * kw):
         # overlapping windows (stride < k) add up: one position's gradient collects every patch using it
         view = offset_view(dxpad, k // kw, k % kw, (oh, ow), stride)
-        view += dpatches[:, :, :, k, :]
+        view += share[k]
     return crop_hw(dxpad, pads, x_shape)
 
 
