@@ -39,7 +39,7 @@ class Part:
         self.shape, self.index, self.values = tuple(shape), index, values
 
     def dense(self):
-        out = backend.xp().zeros(self.shape, dtype=self.values.dtype)
+        out = backend.module_of(self.values).zeros(self.shape, dtype=self.values.dtype)   # where the values live
         out[self.index] = self.values
         return out
 
