@@ -34,7 +34,7 @@ from . import backend, composites, rules
 
 GRADIENT_METHODS = ("sa", "gb", "gb-ungated", "gradient", "gradient_x_input")
 GUIDED = {"gb": ("relu", "sigmoid"), "gb-ungated": ("relu",)}     # layer kinds whose guided step is used
-CHUNK = {"cpu": 100, "gpu": 1000}      # default samples per chunk of ``explain`` (its docstring)
+CHUNK = {"cpu": 250, "gpu": 1000}      # default samples per chunk of ``explain`` (its docstring)
 STARTS = ("relu_logit", "logit", "onehot")
 GATES = composites.GATE_RULES
 
@@ -88,10 +88,11 @@ def explain(model, x, method, target="predicted", start="relu_logit", return_det
     gates: None (the composite's gate rule, signal-take-all by default), or one of
         ``composites.GATE_RULES``: "signal_take_all", "prop", "abs", "half" (``lrpnet.rules``).
     batch_size: explain in chunks of this many samples (each chunk goes through the tape at once);
-        default ``CHUNK[device]``: 100 on the CPU (a tape's arrays grow with the chunk, and beyond a
-        few hundred samples they leave the caches: larger chunks are slower and the memory grows
-        with them), 1000 on a GPU (fewer, larger launches). ``details.tape`` is kept only when the
-        whole batch fits in one chunk.
+        default ``CHUNK[device]``: 250 on the CPU (a tape's arrays grow with the chunk: 500 was
+        faster still for the recurrent models and slower for ConvDeep, whose arrays then leave the
+        caches; 10,000 samples peak under 0.45 GB at 250; benchmarks/RESULTS.md, "Explain's chunk"),
+        1000 on a GPU (fewer, larger launches). ``details.tape`` is kept only when the whole batch
+        fits in one chunk.
 
     No samples (x of shape (0, ...)) give an empty result of the same shapes and dtypes as any other.
     """
