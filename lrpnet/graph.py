@@ -24,6 +24,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy
+
 from . import backend
 
 
@@ -52,7 +54,7 @@ def dense(signal):
     return signal.dense() if isinstance(signal, Part) else signal
 
 
-def _sum(a, b):
+def _plus(a, b):
     """a + b as a new array, for signals either of which may be a ``Part``."""
     if isinstance(a, Part):
         a, b = b, a
@@ -64,6 +66,49 @@ def _sum(a, b):
         return a + b
     b.add_to(acc)
     return acc
+
+
+def _holds(total, term):
+    """Whether total + term has total's shape and dtype (so that adding term into total in place is the
+    same sum)."""
+    values = term.values if isinstance(term, Part) else term
+    shape = term.shape if isinstance(term, Part) else getattr(term, "shape", ())
+    dtype = getattr(values, "dtype", total.dtype)
+    if dtype == total.dtype and shape == total.shape:
+        return True
+    return (total.shape == numpy.broadcast_shapes(total.shape, shape)
+            and total.dtype == numpy.result_type(total.dtype, dtype))
+
+
+class Sum:
+    """A running sum that never writes into a term: the first term is held as given (a layer's or a
+    rule's array, which may be another's too, or a ``Part``), the second makes a new array, and the rest
+    are added into that one in place: a sum of k terms makes one array, not k - 1 (T time steps reading
+    the image cost one image-sized array). The additions are in the order of ``t1 + t2 + ... + tk``;
+    None terms are skipped. ``Tape.reverse`` adds up the signals reaching a Var with it, and
+    ``rules.propagate`` its groups' z, R_in and absorbed. ``value``: the sum so far, as held (None
+    before any term; a term as given after one); ``array()``: it as an array (a ``Part`` filled in)."""
+    __slots__ = ("value", "_owned")
+
+    def __init__(self, term=None):
+        self.value, self._owned = None, False
+        self.add(term)
+
+    def add(self, term):
+        if term is None:
+            return
+        if self.value is None:
+            self.value = term
+        elif self._owned and _holds(self.value, term):
+            if isinstance(term, Part):
+                term.add_to(self.value)
+            else:
+                self.value += term
+        else:
+            self.value, self._owned = _plus(self.value, term), True
+
+    def array(self):
+        return dense(self.value)
 
 
 class Var:
@@ -160,36 +205,29 @@ class Tape:
         per input of ``node`` (None for an input that gets none). Returns the signals of the leaves,
         keyed by Var, and, with ``keep=True``, of every intermediate Var as well.
         """
-        # id(Var) -> (Var, signal, whether the signal is a sum this walk made). A Var that several
-        # consumers read gets their signals added up: the second makes a new array, which the walk
-        # owns, and the others are added into it in place (a signal a layer returned may be another's
-        # too, as Add's, so it is never written to). T time steps reading one value (the image) then
-        # cost one new array, not T - 1.
-        # A signal may be a ``Part`` (zero outside one block): it is added into the sum as a block, and
-        # filled in when a node's step or the caller receives it.
-        signals = {id(v): (v, s, False) for v, s in seeds.items()}
+        # id(Var) -> (Var, Sum of the signals reaching it): a Var that several consumers read gets their
+        # signals added up (``Sum``: the second makes a new array, which the walk owns, and the others
+        # are added into it in place; a signal a layer returned may be another's too, as Add's, so it
+        # is never written to). A signal may be a ``Part`` (zero outside one block): it is added as a
+        # block, and filled in when a node's step or the caller receives it.
+        signals = {id(v): (v, Sum(s)) for v, s in seeds.items()}
         kept = {}
         for node in reversed(self.nodes):
             entry = signals.pop(id(node.output), None)
             if entry is None:
                 continue
-            signal = dense(entry[1])
+            signal = entry[1].array()
             if keep:
                 kept[node.output] = signal
             for v, s in zip(node.inputs, local_step(node, signal)):
                 if s is None:
                     continue
-                summed = signals.get(id(v))
-                if summed is None:
-                    signals[id(v)] = (v, s, False)
-                elif not summed[2]:
-                    signals[id(v)] = (v, _sum(summed[1], s), True)
-                elif isinstance(s, Part):
-                    s.add_to(summed[1])
+                held = signals.get(id(v))
+                if held is None:
+                    signals[id(v)] = (v, Sum(s))
                 else:
-                    acc = summed[1]
-                    acc += s
-        kept.update({v: dense(s) for v, s, _ in signals.values()})
+                    held[1].add(s)
+        kept.update({v: total.array() for v, total in signals.values()})
         return kept
 
     def backward(self, seeds: dict, guided: bool = False, params: bool = True, leaves=None):

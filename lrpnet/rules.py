@@ -54,6 +54,7 @@ from typing import NamedTuple
 import numpy
 
 from . import backend
+from .graph import Sum
 
 
 class Group(NamedTuple):
@@ -222,35 +223,6 @@ def safe_divide(a, b, zero=None):
         s = a / s
     s *= ~zero
     return s.astype(a.dtype, copy=False)
-
-
-class Sum:
-    """A running sum of arrays that never writes into a term: the first term is held as given (a
-    layer's or another rule's array), the second makes a new array, and the rest are added into that
-    one in place (as ``Tape.reverse`` adds up signals): a sum of k terms makes one array, not k - 1.
-    The order of the additions is that of ``t1 + t2 + ... + tk``; None terms are skipped."""
-
-    def __init__(self):
-        self.value, self._owned = None, False
-
-    def add(self, term):
-        if term is None:
-            return
-        if self.value is None:
-            self.value = term
-        elif self._owned and _holds(self.value, term):
-            self.value += term
-        else:
-            self.value, self._owned = self.value + term, True
-
-
-def _holds(total, term):
-    """Whether total + term has total's shape and dtype (so that ``total += term`` is the same sum)."""
-    dtype = getattr(term, "dtype", total.dtype)
-    if dtype == total.dtype and getattr(term, "shape", None) == total.shape:
-        return True
-    return (total.shape == numpy.broadcast_shapes(total.shape, getattr(term, "shape", ()))
-            and total.dtype == numpy.result_type(total.dtype, dtype))
 
 
 # -- the core: one modified forward pass and its input gradient per group ------------------------------

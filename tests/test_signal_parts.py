@@ -34,7 +34,12 @@ def test_a_part_fills_in_and_adds_as_a_block(rng):
     q = Part((4, 5), (slice(None), slice(2, 5)), rng.standard_normal((4, 3)))
     a = rng.standard_normal((4, 5))
     for x, y in ((p, q), (p, a), (a, q), (a, a)):
-        numpy.testing.assert_array_equal(graph._sum(x, y), graph.dense(x) + graph.dense(y))
+        numpy.testing.assert_array_equal(graph.Sum(x).array(), graph.dense(x))
+        total = graph.Sum(x)
+        total.add(y)
+        numpy.testing.assert_array_equal(total.array(), graph.dense(x) + graph.dense(y))
+        total.add(p)                                        # into the walk's own array, as a block
+        numpy.testing.assert_array_equal(total.array(), graph.dense(x) + graph.dense(y) + p.dense())
     assert graph.dense(a) is a
 
 
