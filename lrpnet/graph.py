@@ -318,17 +318,15 @@ class Tape:
         """id(Var) -> (start, stop) for each concatenation output whose gradient is wanted only in
         columns [start, stop) of its last axis: the span of its inputs that are wanted, when some at
         either end are not. Only where every node reading it can send back those columns alone (a
-        dense layer, ``input_grad_columns``: dz W[start:stop]^T) and the concatenation can split them
+        dense or convolution layer, ``input_grad_columns``: dz W[start:stop]^T) and the concatenation can split them
         (``backward_columns``); the gradient of that Var is then the (N, stop - start) block.
 
         Saves the part of the products that would go to unwanted inputs: in training, the pixels x_t
         of the LSTM's, GRU's and Shallow's [x_t ; h_{t-1}] (196 of the LSTM's 324 columns), and the
         pixel channel of conv+deep's [x_t ; a1_{t-1}] (``Conv2D.input_grad_columns``)."""
-        spans, readers = {}, {}
+        spans, seeded = {}, {id(v) for v in seeds}
         for node in self.nodes:
-            for v in node.inputs:
-                readers.setdefault(id(v), []).append(node.layer)
-            if not getattr(node.layer, "joins_last_axis", False):
+            if not getattr(node.layer, "joins_last_axis", False) or id(node.output) in seeded:
                 continue
             ends, start = [], 0
             for v in node.inputs:
@@ -337,6 +335,11 @@ class Tape:
             used = [end for v, end in zip(node.inputs, ends) if wanted.get(id(v), False)]
             if used and len(used) < len(ends) and (used[0][0] > 0 or used[-1][1] < ends[-1][1]):
                 spans[id(node.output)] = (used[0][0], used[-1][1])
-        seeded = {id(v) for v in seeds}
-        return {k: span for k, span in spans.items() if k not in seeded and readers.get(k)
-                and all(hasattr(layer, "input_grad_columns") for layer in readers[k])}
+        read = set()
+        for node in self.nodes:               # every reader must send back the columns alone
+            for v in node.inputs:
+                if id(v) in spans:
+                    read.add(id(v))
+                    if not hasattr(node.layer, "input_grad_columns"):
+                        spans[id(v)] = None
+        return {k: span for k, span in spans.items() if span is not None and k in read}

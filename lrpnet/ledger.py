@@ -198,7 +198,7 @@ def rule_step(node, R, comp):
                                       parts=parts)
         return (R_in,), absorbed, parts
     R_in, absorbed = node_rule(node, R, comp)
-    R_in = tuple(None if r is None else dense(r) for r in R_in)      # a slice's graph.Part, filled in
+    R_in = tuple(dense(r) for r in R_in)      # a slice's graph.Part filled in (None stays None)
     name, params = comp[kind]
     rule = rules.lookup(name, kind)
     z = None if rule.denominator is None else rule.denominator(node)

@@ -15,13 +15,26 @@ from ..graph import Part
 from .base import Layer
 
 
-class TimeSlice(Layer):
+class Picking(Layer):
+    """A layer whose output is a part of its input: its backward step sends dy back into that part and
+    zero elsewhere. ``backward_part`` says so as a ``graph.Part``, which a walk adds into its sum as a
+    block; ``backward`` is the whole array."""
+    shape_only = True
+
+    def backward(self, cache, dy):
+        (part,), _ = self.backward_part(cache, dy)
+        return (part.dense(),), {}
+
+    def backward_part(self, cache, dy):
+        raise NotImplementedError
+
+
+class TimeSlice(Picking):
     """Step t of an image cut column-wise into T slices (THESIS.md section 2).
 
     (N, H, W) -> (N, H * W/T) flattened row-major, or (N, H, W/T, 1) with ``as_image=True`` (conv models).
     """
     kind = "timeslice"
-    shape_only = True
 
     def __init__(self, t, T, as_image=False):
         super().__init__()
@@ -36,11 +49,8 @@ class TimeSlice(Layer):
         y = part[..., None] if self.as_image else part.reshape(n, h * cols)
         return y, x.shape
 
-    def backward(self, x_shape, dy):
-        return (self.backward_part(x_shape, dy)[0][0].dense(),), {}
-
     def backward_part(self, x_shape, dy):
-        """``backward`` as a ``graph.Part``: dy in the slice's columns, zero elsewhere."""
+        """dy in the slice's columns, zero elsewhere (``Picking``)."""
         n, h, w = x_shape
         cols = w // self.T
         index = (slice(None), slice(None), slice(self.t * cols, (self.t + 1) * cols))
@@ -75,20 +85,16 @@ class TimeSlices(Layer):
         return (dx,), {}
 
 
-class Select(Layer):
+class Select(Picking):
     """A part of the input, picked by the index ``self.index``: its gradient (and its relevance, which
     moves the same way) goes back to that part, and the rest of the input gets zero."""
-    shape_only = True
     index = ()
 
     def forward(self, tape, x):
         return x[self.index], x.shape
 
-    def backward(self, x_shape, dy):
-        return (self.backward_part(x_shape, dy)[0][0].dense(),), {}
-
     def backward_part(self, x_shape, dy):
-        """``backward`` as a ``graph.Part``: dy at the picked part, zero elsewhere."""
+        """dy at the picked part, zero elsewhere (``Picking``)."""
         return (Part(x_shape, self.index, dy),), {}
 
 
@@ -165,9 +171,8 @@ class Concat(Layer):
 
     @property
     def joins_last_axis(self):
-        """Whether this concatenates along the last axis, the one ``backward_columns`` can cut
-        (``Tape._column_cuts``). Layers are built before they see an array, so a non-negative axis
-        counts as last only as -1 does: ConvStack's and the cells' Concats use -1."""
+        """Whether this joins along axis -1 (every Concat of the cells and the conv stack does): the
+        axis whose columns ``backward_columns`` can cut (``Tape._column_cuts``)."""
         return self.axis == -1
 
     def forward(self, tape, *xs):
