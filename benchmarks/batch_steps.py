@@ -13,11 +13,10 @@ best call. Random inputs in [-1, 1], 28x84, T=12, 10 classes, float32; freed mem
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
-from alternate import best_alternating  # benchmarks/alternate.py, beside this script
+from side_by_side import best_alternating, footer, header  # benchmarks/side_by_side.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -42,11 +41,7 @@ def main():
     from lrpnet.training import Adam
     keep_freed_memory()
 
-    print("# Step by step against all steps at once (model.batch_steps)")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"numpy {numpy.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/batch_steps.py " + " ".join(sys.argv[1:]))
-    print()
+    header("Step by step against all steps at once (model.batch_steps)", args.threads, f"numpy {numpy.__version__}")
     print("| model | task | step by step (ms) | all steps at once (ms) | step by step / at once | default |")
     print("|---|---|---:|---:|---:|---|")
     rng = numpy.random.default_rng(0)
@@ -74,8 +69,7 @@ def main():
             model.batch_steps = default
             print(f"| {arch} | {name} | {1e3 * best[False]:.1f} | {1e3 * best[True]:.1f} | "
                   f"{best[False] / best[True]:.2f} | {'at once' if default else 'step by step'} |", flush=True)
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ T=12, 10 classes, float32, Adam, dropout on; freed memory kept (``lrpnet.memory`
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
-from alternate import best_alternating  # benchmarks/alternate.py, beside this script
+from side_by_side import best_alternating, footer, header  # benchmarks/side_by_side.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -43,11 +42,7 @@ def main():
     def whole(self, wanted, seeds):
         return {}
 
-    print("# Training steps with and without the column cuts")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"numpy {numpy.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/column_cuts.py " + " ".join(sys.argv[1:]))
-    print()
+    header("Training steps with and without the column cuts", args.threads, f"numpy {numpy.__version__}")
     print("| model | batch | every column (ms) | cut (ms) | every column / cut |")
     print("|---|---:|---:|---:|---:|")
     rng = numpy.random.default_rng(0)
@@ -67,8 +62,7 @@ def main():
             graph.Tape._column_cuts = cut
             print(f"| {arch} | {batch} | {1e3 * best['whole']:.1f} | {1e3 * best['cut']:.1f} | "
                   f"{best['whole'] / best['cut']:.2f} |")
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":

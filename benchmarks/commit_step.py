@@ -14,11 +14,12 @@ whatever the tree's own code does about memory.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import subprocess
 import sys
 import tempfile
+
+from side_by_side import footer, header  # benchmarks/side_by_side.py, beside this script
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
@@ -71,11 +72,7 @@ def main():
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.strip()
-    print(f"# A training step at {commit} against the working tree ({head}{', with changes' if dirty else ''})")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/commit_step.py " + " ".join(sys.argv[1:]))
-    print()
+    header(f"A training step at {commit} against the working tree ({head}{', with changes' if dirty else ''})", args.threads)
     print(f"| model | batch | {commit} (ms) | working tree (ms) | {commit} / working tree |")
     print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
@@ -93,8 +90,7 @@ def main():
                           f"{best['old'] / best['new']:.2f} |", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", old], cwd=ROOT, capture_output=True)
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":

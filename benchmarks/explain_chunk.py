@@ -5,18 +5,17 @@
 
 Each model explains ``--n`` random samples (uniform in [-1, 1], 28x84, T=12, 10 classes, float32) with
 each ``--methods`` entry, the chunk sizes taking turns in ``--rounds`` rounds of ``--calls`` timed calls
-(after one untimed: ``alternate.best_alternating``); a cell is the best call, and the last column is
+(after one untimed: ``side_by_side.best_alternating``); a cell is the best call, and the last column is
 the fastest chunk's time against the default chunk's (``lrpnet.explain.CHUNK``). Freed memory kept
 (``lrpnet.memory``). Peak memory of explain's default chunk: ``benchmarks/explain_memory.py``.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
-from alternate import best_alternating  # benchmarks/alternate.py, beside this script
+from side_by_side import best_alternating, footer, header  # benchmarks/side_by_side.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -42,11 +41,7 @@ def main():
     chunks = [int(c) for c in args.chunks.split(",")]
     default = CHUNK["cpu"]
 
-    print("# Explanations in chunks of different sizes")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"numpy {numpy.__version__}, load average {os.getloadavg()[0]:.1f}; explain's default chunk: {default}")
-    print("- command: python benchmarks/explain_chunk.py " + " ".join(sys.argv[1:]))
-    print()
+    header("Explanations in chunks of different sizes", args.threads, f"numpy {numpy.__version__}", f"explain's default chunk {default}")
     print("| model | method | " + " | ".join(f"chunk {c} (ms)" for c in chunks) + " | default / fastest |")
     print("|---|---|" + "---:|" * (len(chunks) + 1))
     x = numpy.random.default_rng(0).uniform(-1, 1, (args.n, 28, 84)).astype("float32")
@@ -63,8 +58,7 @@ def main():
             cells = " | ".join(f"{1e3 * best[c]:.1f}" for c in chunks)
             ratio = f"{best[default] / min(best.values()):.2f}" if default in best else "-"
             print(f"| {arch} | {method} | {cells} | {ratio} |", flush=True)
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":

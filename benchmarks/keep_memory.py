@@ -18,13 +18,14 @@ A sweep's worker, which trains one model after another at batch 50, is nearer a 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+
+from side_by_side import footer, header  # benchmarks/side_by_side.py, beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
@@ -115,10 +116,7 @@ def main():
     cells = {}                  # (arch, task, setting) -> best (best, median, faults) over the rounds
     common = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(args.threads),
               "--calls", str(args.calls)]
-    print("# Freed memory kept (lrpnet.memory) against glibc's defaults")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/keep_memory.py " + " ".join(sys.argv[1:]))
+    header("Freed memory kept (lrpnet.memory) against glibc's defaults", args.threads)
     for _ in range(args.rounds):
         for arch, task, cell in cells_of(args):
             for setting, value in (("handed back", "0"), ("kept", "1")):
@@ -128,7 +126,6 @@ def main():
                 key = (arch, task, setting)
                 if key not in cells or best < cells[key][0]:
                     cells[key] = (best, median, faults)
-    print()
     print("| model | task | handed back: ms (median), faults per call | kept: ms (median), faults per call "
           "| handed back / kept |")
     print("|---|---|---:|---:|---:|")
@@ -136,8 +133,7 @@ def main():
         back, kept = cells[(arch, task, "handed back")], cells[(arch, task, "kept")]
         print(f"| {arch} | {task} | {back[0]:.1f} ({back[1]:.1f}), {back[2]:,.0f} | {kept[0]:.1f} ({kept[1]:.1f}), "
               f"{kept[2]:,.0f} | {back[0] / kept[0]:.2f} |")
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ checked against lrpnet's before timing.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
+from side_by_side import footer, header  # benchmarks/side_by_side.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -104,11 +104,7 @@ def main():
     keep_freed_memory()
     torch.set_num_threads(args.threads)
 
-    print("# An LSTM training step: lrpnet, NumPy without a tape, PyTorch")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"numpy {numpy.__version__}, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/lstm_floor.py " + " ".join(sys.argv[1:]))
-    print()
+    header("An LSTM training step: lrpnet, NumPy without a tape, PyTorch", args.threads, f"numpy {numpy.__version__}", f"torch {torch.__version__}")
     print("| batch | lrpnet | NumPy, no tape | its products, NumPy | its products, PyTorch | PyTorch nn.LSTM "
           "| lrpnet / PyTorch | NumPy, no tape / PyTorch |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -147,10 +143,7 @@ def main():
                  for fn in (lrpnet_step, hand_step, numpy_products, torch_products, torch_step)]
         print(f"| {batch} | {times[0]:.2f} | {times[1]:.2f} | {times[2]:.2f} | {times[3]:.2f} | {times[4]:.2f} "
               f"| {times[0] / times[4]:.2f} | {times[1] / times[4]:.2f} |")
-    print()
-    for line in notes:
-        print(f"- {line}")
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer(*notes)
 
 
 def products(P, xs, h, da, batch):

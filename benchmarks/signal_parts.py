@@ -16,11 +16,10 @@ are ``StepRows`` parts.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
-from alternate import best_alternating  # benchmarks/alternate.py, beside this script
+from side_by_side import best_alternating, footer, header  # benchmarks/side_by_side.py, beside this script
 from threads import limit_threads  # benchmarks/threads.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -58,11 +57,7 @@ def main():
         for cls in owners:
             cls.backward_part = methods[cls] if on else whole(methods[cls])
 
-    print("# Walks with and without graph.Part signals")
-    print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, threads {args.threads}, "
-          f"numpy {numpy.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print("- command: python benchmarks/signal_parts.py " + " ".join(sys.argv[1:]))
-    print()
+    header("Walks with and without graph.Part signals", args.threads, f"numpy {numpy.__version__}")
     print("| model | task | whole arrays (ms) | parts (ms) | whole / parts |")
     print("|---|---|---:|---:|---:|")
     rng = numpy.random.default_rng(0)
@@ -88,8 +83,7 @@ def main():
             parts(True)
             print(f"| {arch} | {name} | {1e3 * best[False]:.1f} | {1e3 * best[True]:.1f} | "
                   f"{best[False] / best[True]:.2f} |", flush=True)
-    print()
-    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    footer()
 
 
 if __name__ == "__main__":
